@@ -1,0 +1,238 @@
+"""A database dialect: its compiler, its compiled-statement cache, and ``Compiled``.
+
+``dialect.compile(statement, param_keys)`` looks the statement's structural cache key up in
+an LRU cache; only a miss walks the statement tree. ``compiled.bind(statement, params)``
+then reads *this* statement's bound values (from its memoised cache-key traversal) and the
+execution parameters, applies the bind processors, and returns the SQL and positional args.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from .._sql.base import ClauseElement
+from .._sql.compiler import VARIANT_MARK, BindSlot, SQLCompiler
+from .._sql.elements import NO_VALUE, ColumnElement, TextClause
+from .._sql.types import InvalidValue, TypeEngine
+from ..exc import ArgumentError, DataError
+
+__all__ = ["Compiled", "Dialect"]
+
+Processor = Callable[[Any], Any]
+
+
+class Compiled:
+    """One compiled statement shape, shared by every statement with the same cache key."""
+
+    __slots__ = (
+        "_context_values",
+        "_flatten_expanding",
+        "_parts",
+        "_slots",
+        "_uses_statement_binds",
+        "_variant_placeholder",
+        "_variant_slots",
+        "_variant_token",
+        "_variants",
+        "entity_spans",
+        "result_columns",
+        "result_keys",
+        "result_processors",
+        "returns_rows",
+        "sql",
+    )
+
+    sql: str
+    """The SQL text (for statements whose text depends on values, with variant markers)."""
+    returns_rows: bool
+    result_keys: tuple[str, ...]
+    """Result column names in order; empty for ``text()`` without ``.columns()`` (take the
+    names from the driver then)."""
+    result_processors: tuple[Processor | None, ...] | None
+    """One converter per result column, or None when no column needs one."""
+    result_columns: tuple[ColumnElement[Any], ...]
+    """The expression behind each result column (from the statement first compiled)."""
+    entity_spans: tuple[tuple[int, int], ...]
+    """For a SELECT, each ``_raw_columns`` entry's ``(start, stop)`` in the row."""
+
+    def __init__(self, dialect: Dialect, compiler: SQLCompiler) -> None:
+        self.sql = compiler.sql
+        self._slots = tuple(compiler.slots)
+        self._context_values = tuple(compiler.context_values)
+        self._uses_statement_binds = any(slot.position >= 0 for slot in self._slots) or bool(
+            self._context_values
+        )
+        statement = compiler.statement
+        columns = compiler.result_columns
+        types: list[TypeEngine[Any]]
+        if isinstance(statement, TextClause):
+            described = statement.result_columns or ()
+            self.result_keys = tuple(name for name, _ in described)
+            types = [type_ for _, type_ in described]
+            self.result_columns = ()
+        else:
+            self.result_keys = tuple(key for key, _ in columns)
+            types = [column.type for _, column in columns]
+            self.result_columns = tuple(column for _, column in columns)
+        processors = tuple(dialect.result_processor(type_) for type_ in types)
+        self.result_processors = processors if any(p is not None for p in processors) else None
+        self.returns_rows = compiler.returns_rows
+        self.entity_spans = compiler.entity_spans
+        if compiler.has_variants:
+            self._parts: list[str] | None = self.sql.split(VARIANT_MARK)
+            self._variant_slots = tuple(int(part) for part in self._parts[1::2])
+            self._variants: dict[tuple[Any, ...], str] = {}
+        else:
+            self._parts = None
+            self._variant_slots = ()
+            self._variants = {}
+        self._variant_token = dialect.variant_token
+        self._variant_placeholder = dialect.variant_placeholder
+        self._flatten_expanding = dialect.flatten_expanding
+
+    def __repr__(self) -> str:
+        return f"<Compiled {self.sql!r}>"
+
+    def _arguments(self, binds: Sequence[Any], params: Mapping[str, Any] | None) -> list[Any]:
+        args: list[Any] = []
+        append = args.append
+        try:
+            for position, name, default, processor, expanding, _, _ in self._slots:
+                if name is not None and params and name in params:
+                    value = params[name]
+                elif position >= 0 and binds[position].value is not NO_VALUE:
+                    value = binds[position].value
+                elif default is not None:
+                    if default.takes_context and self._context_values:
+                        value = default.evaluate(self._context(binds, params))
+                    else:
+                        value = default.evaluate(params)
+                else:
+                    raise ArgumentError(
+                        f"a value is required for the bind parameter {name!r}; pass it in the "
+                        f"parameters: execute(statement, {{{name!r}: ...}})"
+                    )
+                if processor is not None:
+                    value = [processor(v) for v in value] if expanding else processor(value)
+                elif expanding:
+                    value = list(value)
+                append(value)
+        except InvalidValue as error:
+            slot: BindSlot = self._slots[len(args)]
+            raise DataError(f"invalid value for {slot.origin or slot.name}: {error}") from None
+        return args
+
+    def _context(self, binds: Sequence[Any], params: Mapping[str, Any] | None) -> dict[str, Any]:
+        context = {key: binds[position].value for key, position in self._context_values}
+        if params:
+            context.update(params)
+        return context
+
+    def bind(
+        self, statement: ClauseElement, params: Mapping[str, Any] | None = None
+    ) -> tuple[str, list[Any]]:
+        """``(sql, args)`` for one execution: positional args in the driver's order."""
+        binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
+        args = self._arguments(binds, params)
+        if self._parts is None:
+            return self.sql, args
+        return self._render_variant(args), self._flatten(args)
+
+    def bind_many(
+        self, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, list[list[Any]]]:
+        """``(sql, [args, ...])`` for executemany: one SQL text, one args list per row."""
+        binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
+        arg_rows = [self._arguments(binds, row) for row in rows]
+        if self._parts is None:
+            return self.sql, arg_rows
+        if self._flatten_expanding:
+            raise ArgumentError(
+                "a list-valued IN parameter cannot be used with several parameter rows; "
+                "execute the statement once per row"
+            )
+        # PostgreSQL value-typed parameters: the first row decides the casts.
+        return self._render_variant(arg_rows[0] if arg_rows else []), arg_rows
+
+    def _render_variant(self, args: list[Any]) -> str:
+        token = self._variant_token
+        signature = tuple(token(self._slots[n], args[n]) for n in self._variant_slots)
+        sql = self._variants.get(signature)
+        if sql is None:
+            assert self._parts is not None
+            parts = list(self._parts)
+            for position, (number, value) in enumerate(
+                zip(self._variant_slots, signature, strict=True)
+            ):
+                parts[2 * position + 1] = self._variant_placeholder(number, value)
+            sql = self._variants[signature] = "".join(parts)
+        return sql
+
+    def _flatten(self, args: list[Any]) -> list[Any]:
+        if not self._flatten_expanding:
+            return args
+        flat: list[Any] = []
+        for slot, value in zip(self._slots, args, strict=True):
+            if slot.expanding:
+                flat.extend(value)
+            else:
+                flat.append(value)
+        return flat
+
+
+class Dialect:
+    """A database's SQL flavour and type conversions, with a cache of compiled statements."""
+
+    name: ClassVar[str]
+    compiler_class: ClassVar[type[SQLCompiler]]
+    flatten_expanding: ClassVar[bool] = False
+    cache_size: int = 500
+
+    def __init__(self, cache_size: int | None = None) -> None:
+        if cache_size is not None:
+            self.cache_size = cache_size
+        self._cache: OrderedDict[Any, Compiled] = OrderedDict()
+        self._result_processors: dict[TypeEngine[Any], Processor | None] = {}
+        self.cache_misses = 0  # for tests and benchmarks: hits are not counted, to stay cheap
+
+    def compile(self, statement: Any, param_keys: Sequence[str] | None = None) -> Compiled:
+        """The cached ``Compiled`` for the statement's shape (and parameter names, for an
+        insert/update whose columns come from them)."""
+        key = statement._generate_cache_key()[0]
+        if statement._uses_param_keys:
+            key = (key, tuple(sorted(param_keys)) if param_keys else ())
+        cache = self._cache
+        compiled = cache.get(key)
+        if compiled is not None:
+            cache.move_to_end(key)
+            return compiled
+        self.cache_misses += 1
+        compiled = Compiled(self, self.compiler_class(statement, param_keys))
+        cache[key] = compiled
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return compiled
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def result_processor(self, type_: TypeEngine[Any]) -> Processor | None:
+        try:
+            return self._result_processors[type_]
+        except KeyError:
+            processor = self._result_processors[type_] = self._make_result_processor(type_)
+            return processor
+
+    def _make_result_processor(self, type_: TypeEngine[Any]) -> Processor | None:
+        return None
+
+    def variant_token(self, slot: BindSlot, value: Any) -> Any:
+        raise NotImplementedError
+
+    def variant_placeholder(self, slot_number: int, token: Any) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,273 @@
+"""SQLite: ``?`` parameters, and storage for the types SQLite lacks.
+
+SQLite has no date, time, decimal, UUID, JSON or boolean storage classes, so asyncorm keeps:
+
+* ``DateTime`` as ISO text ``YYYY-MM-DD HH:MM:SS[.ffffff]``; ``timezone=True`` values are
+  converted to UTC first and come back as aware UTC datetimes. Text compares in time order,
+  and ``CURRENT_TIMESTAMP`` (UTC, same format) fits in. ``Date`` and ``Time``: ISO text.
+* ``Numeric`` as TEXT, so a decimal with many digits round-trips exactly. The trade-off:
+  SQLite compares and sorts such a column as text (``'10' < '9'``), and arithmetic in SQL
+  goes through floating point. Use ``Integer`` (e.g. cents) for values that must be compared
+  or summed in SQL on SQLite.
+* ``Boolean`` as 0/1, ``Uuid`` as 32-digit hex text (``CHAR(32)``), ``JSON`` as text,
+  ``Enum`` as the member name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import json
+import uuid
+from typing import Any, ClassVar
+
+from .._sql import types as sqltypes
+from .._sql.compiler import BindSlot, SQLCompiler
+from .._sql.elements import BinaryExpression
+from .._sql.types import InvalidValue, Processor
+from .base import Dialect
+
+__all__ = ["SQLiteCompiler", "SQLiteDialect"]
+
+_UTC = datetime.UTC
+
+
+def _compose(validate: Processor | None, convert: Processor) -> Processor:
+    if validate is None:
+        return convert
+
+    def process(value: Any) -> Any:
+        value = validate(value)
+        return None if value is None else convert(value)
+
+    return process
+
+
+def _datetime_to_text(value: datetime.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(_UTC).replace(tzinfo=None)
+    return value.isoformat(" ")
+
+
+def _json_dumps(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidValue(f"cannot be stored as JSON: {error}") from None
+
+
+_BIND_CONVERTERS: dict[str, Processor] = {
+    "numeric": str,
+    "boolean": int,
+    "date": datetime.date.isoformat,
+    "datetime": _datetime_to_text,
+    "time": datetime.time.isoformat,
+    "uuid": lambda value: value.hex,
+}
+
+
+def _bind_processor(type_: sqltypes.TypeEngine[Any]) -> Processor | None:
+    validate = type_.validator()
+    if isinstance(type_, sqltypes.JSON):
+        return lambda value: None if value is None else _json_dumps(value)
+    convert = _BIND_CONVERTERS.get(type_.__visit_name__)
+    if convert is None:
+        return validate
+    return _compose(validate, convert)
+
+
+def _value_to_storage(value: Any) -> Any:
+    """A parameter of unknown type (``text()``) in the form asyncorm stores its type in."""
+    if value is None or value.__class__ in (int, str, float, bytes):
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime.datetime):
+        return _datetime_to_text(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, dict | list):
+        return _json_dumps(value)
+    return value
+
+
+def _text_to_decimal(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return decimal.Decimal(repr(value))
+    return decimal.Decimal(value)
+
+
+def _text_to_aware_datetime(value: Any) -> Any:
+    if value is None:
+        return None
+    parsed = datetime.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=_UTC)
+    return parsed.astimezone(_UTC)
+
+
+def _text_to_naive_datetime(value: Any) -> Any:
+    return None if value is None else datetime.datetime.fromisoformat(value)
+
+
+def _text_to_date(value: Any) -> Any:
+    if value is None:
+        return None
+    if len(value) > 10:  # CURRENT_TIMESTAMP in a Date column
+        return datetime.datetime.fromisoformat(value).date()
+    return datetime.date.fromisoformat(value)
+
+
+def _text_to_time(value: Any) -> Any:
+    return None if value is None else datetime.time.fromisoformat(value)
+
+
+def _int_to_bool(value: Any) -> Any:
+    return None if value is None else bool(value)
+
+
+def _text_to_uuid(value: Any) -> Any:
+    return None if value is None else uuid.UUID(value)
+
+
+def _text_to_json(value: Any) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _enum_result(type_: sqltypes.Enum) -> Processor | None:
+    enum_class = type_.enum_class
+    if enum_class is None:
+        return None
+    members = enum_class.__members__
+
+    def process(value: Any) -> Any:
+        return None if value is None else members[value]
+
+    return process
+
+
+class SQLiteCompiler(SQLCompiler):
+    """SQLite rendering: ``?`` parameters, 0/1 booleans, ``lower() LIKE lower()`` for
+    ILIKE, no row locks, ``INTEGER PRIMARY KEY AUTOINCREMENT``."""
+
+    name = "sqlite"
+    true_sql = "1"
+    false_sql = "0"
+    function_renames: ClassVar[dict[str, str]] = {
+        "now": "CURRENT_TIMESTAMP",
+        "current_timestamp": "CURRENT_TIMESTAMP",
+    }
+    _bind_processors: ClassVar[dict[sqltypes.TypeEngine[Any], Processor | None]] = {}
+
+    def bind_processor(self, type_: sqltypes.TypeEngine[Any]) -> Processor | None:
+        try:
+            return self._bind_processors[type_]
+        except KeyError:
+            processor = self._bind_processors[type_] = _bind_processor(type_)
+            return processor
+
+    def value_processor(self) -> Processor | None:
+        return _value_to_storage
+
+    def _is_variant(self, type_: sqltypes.TypeEngine[Any], expanding: bool) -> bool:
+        return expanding
+
+    def bind_placeholder(self, slot_number: int, bind: Any, name: str) -> str:
+        return "?"
+
+    def visit_ilike_binary(self, binary: BinaryExpression[Any], **kw: Any) -> str:
+        return self._lowered_like(binary, "LIKE", **kw)
+
+    def visit_not_ilike_binary(self, binary: BinaryExpression[Any], **kw: Any) -> str:
+        return self._lowered_like(binary, "NOT LIKE", **kw)
+
+    def _lowered_like(self, binary: BinaryExpression[Any], keyword: str, **kw: Any) -> str:
+        text = (
+            "lower("
+            + self.process(binary.left, **kw)
+            + ") "
+            + keyword
+            + " lower("
+            + self.process(binary.right, **kw)
+            + ")"
+        )
+        if binary.escape is not None:
+            text += " ESCAPE " + "'" + binary.escape.replace("'", "''") + "'"
+        return text
+
+    def limit_clause(self, select: Any, **kw: Any) -> str:
+        if select._offset is not None and select._limit is None:
+            return " LIMIT -1 OFFSET " + self.process(select._offset, **kw)
+        return super().limit_clause(select, **kw)
+
+    def for_update_clause(self, select: Any) -> str:
+        # SQLite has no row locks; a writing transaction locks the whole database.
+        return ""
+
+    def _inline_primary_key(self, table: Any) -> bool:
+        return table._autoincrement_column is not None
+
+    def column_ddl(self, column: Any) -> str:
+        if column._autoincrements:
+            # Only "INTEGER PRIMARY KEY" makes the column SQLite's rowid alias.
+            return self.quote(column.name) + " INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT"
+        return super().column_ddl(column)
+
+    def server_default_ddl(self, default: Any) -> str:
+        text = super().server_default_ddl(default)
+        return text if isinstance(default, str | int | float) else "(" + text + ")"
+
+    def type_float(self, type_: Any) -> str:
+        return "REAL"
+
+    def type_numeric(self, type_: Any) -> str:
+        return "TEXT"
+
+    def type_datetime(self, type_: Any) -> str:
+        return "DATETIME"
+
+    def type_uuid(self, type_: Any) -> str:
+        return "CHAR(32)"
+
+    def type_json(self, type_: Any) -> str:
+        return "TEXT"
+
+
+class SQLiteDialect(Dialect):
+    """SQLite through aiosqlite."""
+
+    name = "sqlite"
+    compiler_class = SQLiteCompiler
+    flatten_expanding = True
+
+    def _make_result_processor(self, type_: sqltypes.TypeEngine[Any]) -> Processor | None:
+        if isinstance(type_, sqltypes.DateTime):
+            return _text_to_aware_datetime if type_.timezone else _text_to_naive_datetime
+        if isinstance(type_, sqltypes.Enum):
+            return _enum_result(type_)
+        return _RESULT_PROCESSORS.get(type_.__visit_name__)
+
+    def variant_token(self, slot: BindSlot, value: Any) -> Any:
+        return len(value)
+
+    def variant_placeholder(self, slot_number: int, token: Any) -> str:
+        return "(" + ", ".join("?" * token) + ")"
+
+
+_RESULT_PROCESSORS: dict[str, Processor] = {
+    "numeric": _text_to_decimal,
+    "boolean": _int_to_bool,
+    "date": _text_to_date,
+    "time": _text_to_time,
+    "uuid": _text_to_uuid,
+    "json": _text_to_json,
+}

@@ -1,0 +1,367 @@
+"""SQLite through aiosqlite.
+
+aiosqlite runs each connection's sqlite3 calls on one worker thread. Every operation here
+is one function shipped to that thread (execute + fetch + description + rowcount together),
+so a statement costs one thread hop instead of the three or four that aiosqlite's cursor
+API takes. That uses ``aiosqlite.Connection._execute``, which has been its dispatch
+primitive since the first release; the rest of the adapter uses only sqlite3 itself.
+
+Transactions are ours: the sqlite3 module's implicit BEGIN is switched off
+(``isolation_level=None``) and the engine emits BEGIN/COMMIT/SAVEPOINT explicitly. Which
+BEGIN to use is the caller's choice; the engine uses a plain deferred BEGIN and serialises
+its transactions itself (see ``asyncorm._engine.engine`` for why).
+
+A cancelled call keeps running on the worker thread; later calls queue behind it. Such a
+connection is marked interrupted, and :meth:`AiosqliteConnection.reset` interrupts the
+running statement and rolls back behind it before the pool reuses the connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+
+import aiosqlite
+
+from .. import exc
+from .base import ExecResult
+
+__all__ = ["AiosqliteConnection", "connect", "translate_error"]
+
+_OPERATIONAL_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_AUTH,
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_ABORT,
+    }
+)
+_SQLITE_CONSTRAINT_DATATYPE = 3091  # STRICT table: "cannot store TEXT value in INTEGER column"
+_CLOSED_MESSAGES = ("closed database", "connection closed", "no active connection")
+
+
+def _primary_code(error: BaseException) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def translate_error(
+    error: BaseException, statement: str | None, params: object = None
+) -> exc.DBAPIError:
+    """The :mod:`asyncorm.exc` exception for a sqlite3 / aiosqlite exception."""
+    message = str(error) or type(error).__name__
+    lowered = message.lower()
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = _primary_code(error)
+    cls: type[exc.DBAPIError]
+    if isinstance(error, sqlite3.IntegrityError):
+        if code == _SQLITE_CONSTRAINT_DATATYPE or primary == sqlite3.SQLITE_MISMATCH:
+            cls = exc.DataError  # "datatype mismatch": a value its column cannot hold
+        else:
+            cls = exc.IntegrityError
+    elif isinstance(error, sqlite3.DataError | sqlite3.InterfaceError):
+        cls = exc.DataError  # "string or blob too big", a parameter that cannot be bound
+    elif isinstance(error, sqlite3.OperationalError):
+        if primary in _OPERATIONAL_CODES:
+            cls = exc.OperationalError
+        elif primary == sqlite3.SQLITE_TOOBIG or "integer overflow" in lowered:
+            cls = exc.DataError
+        else:  # SQLITE_ERROR: syntax errors, no such table/column, misuse of SQL
+            cls = exc.ProgrammingError
+    elif isinstance(error, sqlite3.ProgrammingError):
+        if any(text in lowered for text in _CLOSED_MESSAGES):
+            cls = exc.OperationalError
+        elif "binding parameter" in lowered or "not supported" in lowered:
+            cls = exc.DataError  # e.g. "type 'dict' is not supported"
+        else:  # wrong number of bindings, NUL in the SQL text
+            cls = exc.ProgrammingError
+    elif isinstance(error, sqlite3.NotSupportedError):
+        cls = exc.ProgrammingError
+    elif isinstance(error, sqlite3.Error):  # DatabaseError, InternalError
+        cls = exc.OperationalError
+    elif isinstance(error, ValueError) and any(text in lowered for text in _CLOSED_MESSAGES):
+        cls = exc.OperationalError  # aiosqlite: "Connection closed"
+    elif isinstance(error, OverflowError | UnicodeError | ValueError | TypeError):
+        cls = exc.DataError  # int beyond 64 bits, lone surrogate, unadaptable value
+    elif isinstance(error, OSError):
+        cls = exc.OperationalError
+    else:
+        cls = exc.DBAPIError
+    return cls(message, orig=error, statement=statement, params=params)
+
+
+# --- functions that run on the connection's worker thread -------------------------------
+
+
+def _keys(cursor: sqlite3.Cursor) -> tuple[str, ...]:
+    return tuple(column[0] for column in cursor.description)
+
+
+def _run_statement(
+    raw: sqlite3.Connection, sql: str, args: Sequence[Any]
+) -> tuple[list[Any] | None, tuple[str, ...], int]:
+    cursor = raw.execute(sql, args)
+    try:
+        if cursor.description is None:
+            return None, (), cursor.rowcount
+        rows = cursor.fetchall()
+        # sqlite3 reports -1 for a SELECT; the number of rows is what PostgreSQL reports.
+        rowcount = cursor.rowcount
+        return rows, _keys(cursor), rowcount if rowcount >= 0 else len(rows)
+    finally:
+        cursor.close()
+
+
+def _run_many(
+    raw: sqlite3.Connection, sql: str, arg_rows: Sequence[Sequence[Any]], returning: bool
+) -> tuple[list[Any] | None, tuple[str, ...], int]:
+    if not returning:
+        cursor = raw.executemany(sql, arg_rows)
+        count = cursor.rowcount
+        cursor.close()
+        return None, (), count
+    # sqlite3's executemany discards RETURNING rows, so loop here, still on one thread hop.
+    rows: list[Any] = []
+    keys: tuple[str, ...] = ()
+    for args in arg_rows:
+        cursor = raw.execute(sql, args)
+        rows.extend(cursor.fetchall())
+        if not keys and cursor.description is not None:
+            keys = _keys(cursor)
+        cursor.close()
+    return rows, keys, len(rows)
+
+
+def _open_cursor(
+    raw: sqlite3.Connection, sql: str, args: Sequence[Any]
+) -> tuple[sqlite3.Cursor, tuple[str, ...]]:
+    cursor = raw.execute(sql, args)
+    return cursor, (_keys(cursor) if cursor.description is not None else ())
+
+
+def _run_plain(raw: sqlite3.Connection, sql: str) -> None:
+    raw.execute(sql).close()
+
+
+def _reset(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        raw.execute("ROLLBACK").close()
+
+
+def _configure(raw: sqlite3.Connection, wal: bool) -> None:
+    raw.execute("PRAGMA foreign_keys = ON").close()
+    if wal:
+        # WAL lets readers in other connections and processes work beside one writer. On
+        # media that cannot do WAL SQLite keeps its old mode, which is still correct.
+        raw.execute("PRAGMA journal_mode = WAL").close()
+
+
+# ------------------------------------------------------------------------------------------
+
+
+class _SqliteCursor:
+    """Chunked ``fetchmany`` over a sqlite3 cursor, one thread hop per chunk."""
+
+    __slots__ = ("_cursor", "_owner", "_sql", "keys")
+
+    def __init__(
+        self,
+        owner: AiosqliteConnection,
+        cursor: sqlite3.Cursor,
+        keys: tuple[str, ...],
+        sql: str,
+    ) -> None:
+        self._owner = owner
+        self._cursor: sqlite3.Cursor | None = cursor
+        self._sql = sql
+        self.keys = keys
+
+    async def fetch(self, n: int) -> list[Any]:
+        if self._cursor is None:
+            return []
+        return cast(list[Any], await self._owner._call(self._cursor.fetchmany, n, sql=self._sql))
+
+    async def close(self) -> None:
+        if self._cursor is not None:
+            cursor, self._cursor = self._cursor, None
+            await self._owner._call(cursor.close, sql=None)
+
+
+class AiosqliteConnection:
+    """A :class:`~asyncorm._drivers.base.DriverConnection` over one aiosqlite connection."""
+
+    dialect_name = "sqlite"
+
+    __slots__ = ("_begin_sql", "_broken", "_conn", "_dispatch", "_interrupted", "_raw")
+
+    def __init__(self, conn: aiosqlite.Connection, begin_sql: str) -> None:
+        self._conn = conn
+        # The sqlite3 connection, touched on this thread only for thread-safe reads
+        # (in_transaction) and interrupt(); all statements go through the worker.
+        self._raw: sqlite3.Connection = conn._conn
+        self._dispatch = cast(Callable[..., Awaitable[Any]], conn._execute)
+        self._begin_sql = begin_sql
+        self._interrupted = False
+        self._broken = False
+
+    @property
+    def raw(self) -> aiosqlite.Connection:
+        """The aiosqlite connection (for tests and escape hatches)."""
+        return self._conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return not self._broken and self._raw.in_transaction
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    @property
+    def is_closed(self) -> bool:
+        return self._broken
+
+    async def _call(
+        self, fn: Callable[..., Any], *args: Any, sql: str | None, params: object = None
+    ) -> Any:
+        try:
+            return await self._dispatch(fn, *args)
+        except Exception as error:
+            translated = translate_error(error, sql, params)
+            if isinstance(translated, exc.OperationalError) and any(
+                text in str(error).lower() for text in _CLOSED_MESSAGES
+            ):
+                self._broken = True
+            raise translated from error
+        except BaseException:
+            self._interrupted = True
+            raise
+
+    async def execute(self, sql: str, args: Sequence[Any]) -> ExecResult:
+        rows, keys, rowcount = await self._call(
+            _run_statement, self._raw, sql, args, sql=sql, params=args
+        )
+        return ExecResult(rows, keys, rowcount)
+
+    async def execute_many(
+        self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
+    ) -> ExecResult:
+        rows, keys, rowcount = await self._call(
+            _run_many, self._raw, sql, arg_rows, returning, sql=sql, params=arg_rows
+        )
+        return ExecResult(rows, keys, rowcount)
+
+    async def cursor(self, sql: str, args: Sequence[Any]) -> _SqliteCursor:
+        cursor, keys = await self._call(_open_cursor, self._raw, sql, args, sql=sql, params=args)
+        return _SqliteCursor(self, cursor, keys, sql)
+
+    async def _plain(self, sql: str) -> None:
+        await self._call(_run_plain, self._raw, sql, sql=sql)
+
+    async def run_script(self, sql: str) -> None:
+        await self._plain(sql)
+
+    async def begin(self) -> None:
+        await self._plain(self._begin_sql)
+
+    async def commit(self) -> None:
+        await self._plain("COMMIT")
+
+    async def rollback(self) -> None:
+        await self._plain("ROLLBACK")
+
+    async def savepoint(self, name: str) -> None:
+        await self._plain(f"SAVEPOINT {name}")
+
+    async def release_savepoint(self, name: str) -> None:
+        await self._plain(f"RELEASE SAVEPOINT {name}")
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        await self._plain(f"ROLLBACK TO SAVEPOINT {name}")
+
+    async def ping(self) -> None:
+        await self._plain("SELECT 1")
+
+    async def reset(self) -> bool:
+        """Roll back whatever is open, behind any call still running on the worker.
+
+        A cancelled call finishes on the worker thread regardless; ``interrupt()`` (safe
+        from any thread) cuts a long statement short, and the ROLLBACK queued behind it
+        then leaves a clean connection, so SQLite connections survive cancellation.
+        """
+        if self.is_closed:
+            return False
+        if self._interrupted:
+            self._raw.interrupt()
+        await self._call(_reset, self._raw, sql="ROLLBACK")
+        self._interrupted = False
+        return True
+
+    async def close(self) -> None:
+        self._broken = True
+        try:
+            await self._conn.close()
+        except Exception:
+            self.terminate()
+
+    def terminate(self) -> None:
+        self._broken = True
+        # stop() queues close-and-exit behind any running call; the worker thread is not a
+        # daemon, so it must always be told to stop or the interpreter cannot exit.
+        try:
+            self._conn.stop()
+        except Exception:
+            pass
+
+
+async def connect(
+    database: str,
+    connect_args: Mapping[str, Any],
+    *,
+    uri: bool = False,
+    wal: bool = True,
+    begin_sql: str = "BEGIN",
+) -> AiosqliteConnection:
+    """Open a connection with sqlite3's implicit transactions off and foreign keys on.
+
+    ``connect_args`` go to :func:`sqlite3.connect` (``timeout`` is the busy timeout in
+    seconds, 5 by default). ``wal`` switches a file database to WAL journaling.
+    """
+    args = dict(connect_args)
+    if args.get("isolation_level") is not None:
+        raise exc.ArgumentError(
+            "connect_args isolation_level is not supported: asyncorm emits BEGIN/COMMIT "
+            "itself, so sqlite3's implicit transactions stay off (isolation_level=None)"
+        )
+    args["isolation_level"] = None
+    if uri:
+        args["uri"] = True
+    try:
+        conn = await aiosqlite.connect(database, **args)
+    except TypeError as error:
+        raise exc.ArgumentError(
+            f"sqlite3.connect() rejected connect_args {sorted(connect_args)}: {error}"
+        ) from error
+    except Exception as error:
+        translated = translate_error(error, None)
+        raise exc.OperationalError(
+            f"could not open SQLite database {database!r}: {translated}", orig=error
+        ) from error
+    driver = AiosqliteConnection(conn, begin_sql)
+    try:
+        await driver._call(_configure, driver._raw, wal, sql="PRAGMA")
+    except BaseException:
+        driver.terminate()
+        raise
+    return driver

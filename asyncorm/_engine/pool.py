@@ -1,0 +1,346 @@
+"""The connection pool, on anyio primitives.
+
+Shape
+-----
+* Idle connections sit on a stack (LIFO): the most recently used connection is handed out
+  first, so a hot set stays warm and surplus connections age out under ``pool_recycle``.
+* At most ``pool_size + max_overflow`` connections exist (open or being opened). When a
+  connection comes back, overflow beyond ``pool_size`` is closed instead of kept.
+* Waiters queue FIFO. A returned connection (or a freed slot) is handed *directly* to the
+  first waiter, so a newcomer can never overtake a task that has been waiting.
+
+Every decision (take an idle connection, reserve a slot, join the queue, hand over) is
+plain synchronous code with no ``await`` in it. On one event loop that is atomic, so the
+pool needs no lock at all; the I/O (connect, ping, reset, close) happens after the decision
+and outside it, which is the pattern httpcore's pool uses.
+
+Cancellation
+------------
+A task cancelled while it waits leaves the queue, and anything handed to it in the same
+instant is passed on. A task cancelled while it holds a connection releases it through
+:meth:`Pool.release`, whose reset runs shielded (``move_on_after(..., shield=True)``): an
+open transaction is rolled back before the connection is reused; a connection whose call
+was interrupted, that fails to reset, or whose reset outlasts the timeout is terminated,
+never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from .. import exc
+from .._drivers.base import DriverConnection
+
+__all__ = ["Pool", "PooledConnection"]
+
+RESET_TIMEOUT = 10.0
+"""Seconds a shielded reset (ROLLBACK) or close may take before the connection is killed."""
+
+Connector = Callable[[], Awaitable[DriverConnection]]
+
+
+def _task_name() -> str:
+    task = asyncio.current_task()
+    return task.get_name() if task is not None else "<no task>"
+
+
+class PooledConnection:
+    """One physical connection and, while it is checked out, who holds it since when."""
+
+    __slots__ = ("created", "driver", "generation", "holder", "since")
+
+    def __init__(self, generation: int) -> None:
+        self.driver: DriverConnection | None = None  # None while connecting
+        self.generation = generation
+        self.created = 0.0
+        self.holder = ""
+        self.since = 0.0
+
+    def __repr__(self) -> str:
+        state = f"held by {self.holder!r}" if self.holder else "idle"
+        return f"<PooledConnection {state} driver={self.driver!r}>"
+
+
+class _Waiter:
+    __slots__ = ("event", "granted", "task")
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        self.event = anyio.Event()
+        self.granted: PooledConnection | None = None
+
+
+class Pool:
+    """Connections for one engine. See the module docstring for the design."""
+
+    def __init__(
+        self,
+        connect: Connector,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        timeout: float = 30.0,
+        recycle: float | None = None,
+        pre_ping: bool = False,
+        description: str = "",
+    ) -> None:
+        self._connect = connect
+        self._size = pool_size
+        self._max_overflow = max_overflow
+        self._limit = pool_size + max_overflow if max_overflow >= 0 else None
+        self._timeout = timeout
+        self._recycle = recycle if recycle is not None and recycle >= 0 else None
+        self._pre_ping = pre_ping
+        self._description = description
+        self._idle: list[PooledConnection] = []
+        self._out: dict[int, PooledConnection] = {}
+        self._waiters: deque[_Waiter] = deque()
+        self._open = 0  # connections that exist or are being opened
+        self._generation = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- introspection ----------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def status(self) -> dict[str, Any]:
+        """``size`` (configured), ``checked_in`` (idle), ``checked_out``, ``overflow``
+        (connections beyond ``size``, negative while below it), and ``waiting``."""
+        return {
+            "size": self._size,
+            "checked_in": len(self._idle),
+            "checked_out": len(self._out),
+            "overflow": self._open - self._size,
+            "waiting": len(self._waiters),
+        }
+
+    def holders(self) -> list[tuple[str, float]]:
+        """``(task name, seconds held)`` for every checked-out connection, longest first."""
+        now = time.monotonic()
+        held = sorted(self._out.values(), key=lambda record: record.since)
+        return [(record.holder, now - record.since) for record in held]
+
+    def _describe_holders(self, current: str) -> str:
+        holders = self.holders()
+        if not holders:
+            return "none are checked out (they are being opened or closed)"
+        parts = []
+        for name, seconds in holders[:10]:
+            mine = " (the waiting task itself)" if name == current else ""
+            parts.append(f"{name!r}{mine} for {seconds:.2f}s")
+        more = f" and {len(holders) - 10} more" if len(holders) > 10 else ""
+        return "held by " + ", ".join(parts) + more
+
+    # --- event loop guard -------------------------------------------------------------
+
+    def _check_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise exc.InvalidRequestError(
+                "this engine was first used on another event loop, and its connections "
+                "belong to that loop; create one engine per event loop (e.g. per thread or "
+                "per test), or `await engine.dispose()` before using it on a new loop"
+            )
+
+    # --- checkout ---------------------------------------------------------------------
+
+    def _take(self, task: str) -> PooledConnection | None:
+        """Synchronous checkout decision: an idle connection, a new slot, or None (wait)."""
+        if self._waiters:
+            return None  # first come, first served: queue behind those already waiting
+        if self._idle:
+            record = self._idle.pop()
+        elif self._limit is None or self._open < self._limit:
+            self._open += 1
+            record = PooledConnection(self._generation)
+        else:
+            return None
+        self._mark_out(record, task)
+        return record
+
+    def _mark_out(self, record: PooledConnection, task: str) -> None:
+        record.holder = task
+        record.since = time.monotonic()
+        self._out[id(record)] = record
+
+    def _hand_over(self) -> None:
+        """Give idle connections / free slots to waiters, in arrival order."""
+        while self._waiters:
+            if self._idle:
+                record = self._idle.pop()
+            elif self._limit is None or self._open < self._limit:
+                self._open += 1
+                record = PooledConnection(self._generation)
+            else:
+                return
+            waiter = self._waiters.popleft()
+            self._mark_out(record, waiter.task)
+            waiter.granted = record
+            waiter.event.set()
+
+    async def acquire(self) -> PooledConnection:
+        """Check a connection out, waiting up to ``pool_timeout`` seconds for one.
+
+        Raises :class:`~asyncorm.exc.PoolTimeout` when none frees up in time, and
+        :class:`~asyncorm.exc.InvalidRequestError` on a second event loop.
+        """
+        self._check_loop()
+        task = _task_name()
+        record = self._take(task)
+        if record is None:
+            record = await self._wait(task)
+        try:
+            return await self._make_ready(record)
+        except BaseException:
+            # Connecting or pinging failed or was cancelled: give the slot back.
+            self._forget(record)
+            raise
+
+    async def _wait(self, task: str) -> PooledConnection:
+        waiter = _Waiter(task)
+        self._waiters.append(waiter)
+        started = time.monotonic()
+        try:
+            with anyio.move_on_after(self._timeout):
+                await waiter.event.wait()
+        except BaseException:
+            # Cancelled. If a connection was handed to us in the same instant, pass it on.
+            self._abandon(waiter)
+            raise
+        if waiter.granted is not None:
+            return waiter.granted
+        self._abandon(waiter)
+        limit = "unlimited" if self._limit is None else str(self._limit)
+        raise exc.PoolTimeout(
+            f"no connection became free within {time.monotonic() - started:.2f}s "
+            f"(pool_timeout={self._timeout}) for task {task!r}: the pool{self._description} "
+            f"has pool_size={self._size}, max_overflow={self._max_overflow} (at most "
+            f"{limit} connections), {len(self._waiters)} other task(s) waiting; "
+            f"{self._describe_holders(task)}. Commit or roll back sooner, or raise "
+            "pool_size / max_overflow / pool_timeout"
+        )
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        if waiter.granted is not None:
+            record, waiter.granted = waiter.granted, None
+            self._out.pop(id(record), None)
+            if record.driver is None:
+                self._open -= 1  # an unopened slot: nothing to close
+            else:
+                self._idle.append(record)
+            self._hand_over()
+        else:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                pass
+
+    async def _make_ready(self, record: PooledConnection) -> PooledConnection:
+        driver = record.driver
+        if driver is not None:
+            stale = driver.is_closed or (
+                self._recycle is not None and time.monotonic() - record.created > self._recycle
+            )
+            if not stale and self._pre_ping:
+                try:
+                    await driver.ping()
+                except exc.DBAPIError:
+                    stale = True
+            if not stale:
+                return record
+            record.driver = None
+            await self._close_driver(driver, graceful=not driver.is_closed)
+        record.driver = await self._connect()
+        record.created = time.monotonic()
+        return record
+
+    def _forget(self, record: PooledConnection) -> None:
+        """Drop a checked-out record whose connection is gone or unusable; free its slot."""
+        if self._out.pop(id(record), None) is None:
+            return
+        driver, record.driver = record.driver, None
+        if driver is not None:
+            driver.terminate()
+        self._open -= 1
+        self._hand_over()
+
+    # --- return -----------------------------------------------------------------------
+
+    async def release(self, record: PooledConnection, *, discard: bool = False) -> None:
+        """Give a connection back: reset it, then reuse it or close it.
+
+        Safe to call from a cancelled task: the reset runs shielded with a timeout.
+        ``discard=True`` closes the connection instead of reusing it.
+        """
+        if id(record) not in self._out:
+            return  # already returned
+        driver = record.driver
+        if driver is None:
+            self._forget(record)
+            return
+        usable = not discard and not driver.is_closed
+        if usable and (driver.interrupted or driver.in_transaction):
+            usable = False
+            with anyio.move_on_after(RESET_TIMEOUT, shield=True):
+                try:
+                    usable = await driver.reset()
+                except exc.DBAPIError:
+                    usable = False
+        self._out.pop(id(record), None)
+        record.holder = ""
+        keep = (
+            usable
+            and record.generation == self._generation
+            and (len(self._idle) < self._size or self._waiters)
+        )
+        if keep:
+            self._idle.append(record)
+            self._hand_over()
+            return
+        record.driver = None
+        self._open -= 1
+        self._hand_over()
+        await self._close_driver(driver, graceful=usable)
+
+    async def _close_driver(self, driver: DriverConnection, *, graceful: bool) -> None:
+        if not graceful:
+            driver.terminate()
+            return
+        with anyio.move_on_after(RESET_TIMEOUT, shield=True) as scope:
+            await driver.close()
+        if scope.cancelled_caught:
+            driver.terminate()
+
+    async def dispose(self) -> None:
+        """Close every idle connection; checked-out ones are closed when they come back.
+
+        Also forgets the event loop, so the engine may be used on a new loop afterwards.
+        """
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        self._open -= len(idle)
+        foreign = self._loop is not None and self._loop is not asyncio.get_running_loop()
+        self._loop = None
+        for record in idle:
+            driver, record.driver = record.driver, None
+            if driver is None:
+                continue
+            if foreign:
+                driver.terminate()  # its loop is gone or elsewhere: no I/O on it from here
+            else:
+                await self._close_driver(driver, graceful=True)
+        self._hand_over()

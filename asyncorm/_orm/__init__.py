@@ -1,0 +1,1 @@
+"""The ORM: declarative mapping, instance state, identity map, unit of work, sessions."""

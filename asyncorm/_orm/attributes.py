@@ -1,0 +1,161 @@
+"""Attribute descriptors on mapped classes.
+
+At class level an attribute is a SQL expression (``User.id == 5``); on an instance it reads
+the object's ``__dict__`` and records the old value on the first change, which is all the
+unit of work needs to UPDATE only changed columns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
+
+from .._sql.elements import ColumnOperators
+from ..exc import UnloadedAttributeError
+from .state import NO_VALUE, STATE_ATTR, InstanceState, instance_state
+
+if TYPE_CHECKING:
+    from .._sql.schema import Column
+    from .mapper import Mapper
+
+_T = TypeVar("_T")
+
+
+class History(NamedTuple):
+    """An attribute's change since it was loaded: ``added``, ``unchanged``, ``deleted``."""
+
+    added: tuple[Any, ...]
+    unchanged: tuple[Any, ...]
+    deleted: tuple[Any, ...]
+
+    def has_changes(self) -> bool:
+        return bool(self.added or self.deleted)
+
+    def empty(self) -> bool:
+        return not (self.added or self.unchanged or self.deleted)
+
+
+class QueryableAttribute(ColumnOperators, Generic[_T]):
+    """Behaviour shared by every mapped attribute: a name, an owning mapper, expression use."""
+
+    key: str
+    mapper: Mapper
+
+    def __init__(self, mapper: Mapper, key: str) -> None:
+        self.mapper = mapper
+        self.key = key
+
+    @property
+    def class_(self) -> type:
+        return self.mapper.class_
+
+    def __repr__(self) -> str:
+        return f"{self.mapper.class_.__name__}.{self.key}"
+
+    def unloaded_error(self, obj: object, state: InstanceState) -> UnloadedAttributeError:
+        name = type(obj).__name__
+        if state.expired and self.key in state.expired:
+            why = "was expired (by commit, rollback or expire())"
+        else:
+            why = "was not loaded"
+        if state.session is None:
+            fix = (
+                "the object is detached, so attach it first (session.add(obj) or "
+                "obj = await session.merge(obj)) and then "
+                f"`await session.refresh(obj, [{self.key!r}])`"
+            )
+        else:
+            fix = f"`await session.refresh(obj, [{self.key!r}])`"
+        return UnloadedAttributeError(
+            f"{name}.{self.key} {why}, and asyncorm never loads implicitly. Load it with "
+            f"{fix}{self._load_hint()}. To keep committed objects readable, create the "
+            "session with expire_on_commit=False."
+        )
+
+    def _load_hint(self) -> str:
+        return ""
+
+
+class InstrumentedAttribute(QueryableAttribute[_T]):
+    """A mapped column attribute."""
+
+    column: Column[Any]
+
+    def __init__(self, mapper: Mapper, key: str, column: Column[Any]) -> None:
+        super().__init__(mapper, key)
+        self.column = column
+
+    def __clause_element__(self) -> Column[Any]:
+        return self.column
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> InstrumentedAttribute[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> _T: ...
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.key]
+        except KeyError:
+            state = instance_state(obj)
+            if state.key is None:
+                # Transient and pending objects have nothing to load: unset means None.
+                return None
+            raise self.unloaded_error(obj, state) from None
+
+    def __set__(self, obj: object, value: _T) -> None:
+        values = obj.__dict__
+        key = self.key
+        state: InstanceState | None = values.get(STATE_ATTR)
+        if state is None:
+            state = instance_state(obj)
+        if state.key is not None:
+            record_change(state, obj, key, values.get(key, NO_VALUE), value)
+        values[key] = value
+
+    def __delete__(self, obj: object) -> None:
+        self.__set__(obj, None)  # type: ignore[arg-type]
+
+
+def record_change(state: InstanceState, obj: object, key: str, old: Any, new: Any) -> None:
+    """Keep the first old value of ``key``; forget it when the value is set back."""
+    committed = state.committed
+    if committed is None:
+        if old is not NO_VALUE and _same(old, new):
+            return
+        state.committed = {key: old}
+        if state.session is not None:
+            state.session._identity_map.hold(state, obj)
+    elif key in committed:
+        original = committed[key]
+        if original is not NO_VALUE and _same(original, new):
+            del committed[key]
+    elif old is NO_VALUE or not _same(old, new):
+        committed[key] = old
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
+
+
+def attribute_history(obj: object, key: str) -> History:
+    """``added``/``unchanged``/``deleted`` for one attribute, as ``inspect()`` reports it."""
+    state = instance_state(obj)
+    values = obj.__dict__
+    current = values.get(key, NO_VALUE)
+    committed = state.committed
+    if committed is not None and key in committed:
+        old = committed[key]
+        added = () if current is NO_VALUE else (current,)
+        deleted = () if old is NO_VALUE or old is None else (old,)
+        return History(added, (), deleted)
+    if current is NO_VALUE:
+        return History((), (), ())
+    if state.key is None:
+        return History((current,), (), ())
+    return History((), (current,), ())

@@ -1,0 +1,202 @@
+"""ORM-enabled bulk UPDATE and DELETE: one statement, identity-mapped objects kept in step."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._sql import operators as ops
+from ..exc import ArgumentError, InvalidRequestError
+from .mapper import Mapper, mapper_for_table
+from .state import NO_VALUE
+
+if TYPE_CHECKING:
+    from .._engine.connection import AsyncConnection
+    from .._engine.result import Result
+    from .session import AsyncSession
+
+__all__ = ["execute_update_delete", "mapper_for_table"]
+
+_SYNC_MODES = ("auto", "evaluate", "fetch", False)
+
+
+class _CannotEvaluate(Exception):
+    pass
+
+
+async def execute_update_delete(
+    session: AsyncSession,
+    connection: AsyncConnection,
+    statement: Any,
+    params: Any,
+    options: dict[str, Any],
+) -> Result[Any]:
+    from .._sql.dml import Update
+
+    mapper = mapper_for_table(statement.table)
+    assert mapper is not None
+    mode = options.get("synchronize_session", "auto")
+    if mode not in _SYNC_MODES:
+        raise ArgumentError(
+            f"synchronize_session must be one of 'auto', 'evaluate', 'fetch' or False, not {mode!r}"
+        )
+    is_update = isinstance(statement, Update)
+    matches: Callable[[dict[str, Any]], bool] | None = None
+    if mode in ("auto", "evaluate"):
+        try:
+            matches = _evaluator(mapper, statement._where_criteria)
+            if is_update:
+                new_values = _evaluated_values(mapper, statement)
+        except _CannotEvaluate as why:
+            if mode == "evaluate":
+                raise InvalidRequestError(
+                    f"synchronize_session='evaluate' cannot evaluate this statement in Python "
+                    f"({why}); use synchronize_session='fetch'"
+                ) from None
+            mode = "fetch"
+    if mode == "fetch":
+        pk_columns = [mapper.columns[key] for key in mapper.pk_keys]
+        result = await connection.execute(statement.returning(*pk_columns), params)
+        rows = result.all()
+        keys = [mapper.identity_key(tuple(row)) for row in rows]
+        objects = [obj for obj in (session._identity_map.get(k) for k in keys) if obj is not None]
+        if is_update:
+            changed = [mapper.key_of_column(column) for column, _ in statement._values or ()]
+            for obj in objects:
+                session._expire_attributes(obj.__dict__["_asyncorm_state"], changed, obj)
+        else:
+            _remove_deleted(session, objects)
+        from .._engine.result import Result
+
+        return Result((), [], rowcount=len(rows))
+    result = await connection.execute(statement, params)
+    if matches is None:  # synchronize_session=False
+        return result
+    candidates = [
+        obj
+        for state in session._identity_map.states()
+        if state.mapper is mapper and (obj := state()) is not None
+    ]
+    matched = []
+    for obj in candidates:
+        try:
+            if matches(obj.__dict__):
+                matched.append(obj)
+        except _CannotEvaluate:
+            # An expired attribute: the object's state is unknown, so expire it whole.
+            session._expire_states([obj.__dict__["_asyncorm_state"]])
+    if is_update:
+        for obj in matched:
+            values = obj.__dict__
+            state = values["_asyncorm_state"]
+            for key, compute in new_values.items():
+                value = compute(values)
+                values[key] = value
+                if state.committed is not None:
+                    state.committed.pop(key, None)
+            if state.committed is not None and not state.committed:
+                state.committed = None
+                session._identity_map.release(state)
+    else:
+        _remove_deleted(session, matched)
+    return result
+
+
+def _remove_deleted(session: AsyncSession, objects: list[Any]) -> None:
+    transaction = session._transaction
+    for obj in objects:
+        state = obj.__dict__["_asyncorm_state"]
+        session._deleted.pop(id(state), None)
+        session._identity_map.discard(state)
+        state.deleted = True
+        if transaction is not None:
+            transaction.deleted[id(state)] = state
+
+
+_COMPARE: dict[Any, Callable[[Any, Any], Any]] = {
+    ops.EQ: operator.eq,
+    ops.NE: operator.ne,
+    ops.LT: operator.lt,
+    ops.LE: operator.le,
+    ops.GT: operator.gt,
+    ops.GE: operator.ge,
+    ops.IS: lambda a, b: a is b,
+    ops.IS_NOT: lambda a, b: a is not b,
+    ops.ADD: operator.add,
+    ops.SUB: operator.sub,
+    ops.MUL: operator.mul,
+    ops.DIV: operator.truediv,
+}
+
+Evaluator = Callable[[dict[str, Any]], Any]
+
+
+def _evaluator(mapper: Mapper, criteria: Any) -> Callable[[dict[str, Any]], bool]:
+    compiled = [_compile(mapper, criterion) for criterion in criteria]
+
+    def matches(values: dict[str, Any]) -> bool:
+        return all(bool(evaluate(values)) for evaluate in compiled)
+
+    return matches
+
+
+def _compile(mapper: Mapper, element: Any) -> Evaluator:
+    """A Python function computing a SQL expression's value from an object's ``__dict__``."""
+    from .._sql import elements as sql
+
+    if hasattr(element, "__clause_element__"):
+        element = element.__clause_element__()
+    if isinstance(element, sql.BindParameter):
+        value = element.value
+
+        def literal(values: dict[str, Any]) -> Any:
+            return value
+
+        return literal
+    if isinstance(element, sql.ColumnClause):
+        if element.table is not mapper.table:
+            raise _CannotEvaluate(f"it refers to {element} of another table")
+        key = mapper.key_of_column(element)  # type: ignore[arg-type]
+
+        def attribute(values: dict[str, Any]) -> Any:
+            value = values.get(key, NO_VALUE)
+            if value is NO_VALUE:
+                raise _CannotEvaluate(key)
+            return value
+
+        return attribute
+    if isinstance(element, sql.Null):
+        return lambda values: None
+    if isinstance(element, sql.BooleanClauseList):
+        parts = [_compile(mapper, clause) for clause in element.clauses]
+        if element.operator is ops.AND:
+            return lambda values: all(part(values) for part in parts)
+        return lambda values: any(part(values) for part in parts)
+    if isinstance(element, sql.BinaryExpression):
+        op = element.operator
+        left = _compile(mapper, element.left)
+        if op in (ops.IN, ops.NOT_IN):
+            members = element.right.value if isinstance(element.right, sql.BindParameter) else None
+            if members is None:
+                raise _CannotEvaluate("IN with a subquery")
+            frozen = list(members)
+            if op is ops.IN:
+                return lambda values: left(values) in frozen
+            return lambda values: left(values) not in frozen
+        function = _COMPARE.get(op)
+        if function is None:
+            raise _CannotEvaluate(f"the operator {op.sql}")
+        right = _compile(mapper, element.right)
+        return lambda values: function(left(values), right(values))
+    if isinstance(element, sql.UnaryExpression) and element.operator == "NOT":
+        inner = _compile(mapper, element.element)
+        return lambda values: not inner(values)
+    raise _CannotEvaluate(f"{type(element).__name__} expressions")
+
+
+def _evaluated_values(mapper: Mapper, statement: Any) -> dict[str, Evaluator]:
+    return {
+        mapper.key_of_column(column): _compile(mapper, value)
+        for column, value in statement._values or ()
+    }

@@ -1,0 +1,126 @@
+"""``asyncorm.inspect(obj)``: an object's ORM state, for tests and tooling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exc import InvalidRequestError
+from .attributes import History, attribute_history
+from .mapper import Mapper, mapper_of_class
+from .state import InstanceState, instance_state
+
+
+class AttributeState:
+    """One attribute of one object: its value and history."""
+
+    def __init__(self, obj: object, key: str) -> None:
+        self._obj = obj
+        self.key = key
+
+    @property
+    def history(self) -> History:
+        return attribute_history(self._obj, self.key)
+
+    @property
+    def loaded_value(self) -> Any:
+        from .state import NO_VALUE
+
+        return self._obj.__dict__.get(self.key, NO_VALUE)
+
+    @property
+    def value(self) -> Any:
+        return getattr(self._obj, self.key)
+
+
+class InstanceInspection:
+    """What ``inspect(obj)`` returns: the object's lifecycle state and attributes."""
+
+    def __init__(self, obj: object, state: InstanceState) -> None:
+        self.object = obj
+        self._state = state
+
+    @property
+    def mapper(self) -> Mapper:
+        return self._state.mapper
+
+    @property
+    def session(self) -> Any:
+        return self._state.session
+
+    @property
+    def identity(self) -> tuple[Any, ...] | None:
+        key = self._state.key
+        return None if key is None else key[1]
+
+    @property
+    def key(self) -> Any:
+        return self._state.key
+
+    @property
+    def transient(self) -> bool:
+        return self._state.key is None and self._state.session is None
+
+    @property
+    def pending(self) -> bool:
+        return self._state.key is None and self._state.session is not None
+
+    @property
+    def persistent(self) -> bool:
+        state = self._state
+        return state.key is not None and state.session is not None and not state.deleted
+
+    @property
+    def deleted(self) -> bool:
+        state = self._state
+        return state.deleted and state.session is not None
+
+    @property
+    def was_deleted(self) -> bool:
+        return self._state.deleted
+
+    @property
+    def detached(self) -> bool:
+        state = self._state
+        return state.key is not None and state.session is None
+
+    @property
+    def expired(self) -> bool:
+        return bool(self._state.expired)
+
+    @property
+    def expired_attributes(self) -> set[str]:
+        return set(self._state.expired or ())
+
+    @property
+    def unloaded(self) -> set[str]:
+        values = self.object.__dict__
+        mapper = self._state.mapper
+        return {key for key in (*mapper.columns, *mapper.relationships) if key not in values}
+
+    @property
+    def modified(self) -> bool:
+        return bool(self._state.committed)
+
+    @property
+    def attrs(self) -> dict[str, AttributeState]:
+        mapper = self._state.mapper
+        return {
+            key: AttributeState(self.object, key)
+            for key in (*mapper.columns, *mapper.relationships)
+        }
+
+    def __repr__(self) -> str:
+        for name in ("transient", "pending", "persistent", "deleted", "detached"):
+            if getattr(self, name):
+                return f"<InstanceInspection {name} {self.object!r}>"
+        return f"<InstanceInspection {self.object!r}>"
+
+
+def inspect(subject: Any) -> Any:
+    """The ``InstanceInspection`` of a mapped object, or the ``Mapper`` of a mapped class."""
+    if isinstance(subject, type):
+        mapper = mapper_of_class(subject)
+        if mapper is None:
+            raise InvalidRequestError(f"{subject!r} is not a mapped class")
+        return mapper
+    return InstanceInspection(subject, instance_state(subject))

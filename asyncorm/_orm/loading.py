@@ -1,0 +1,304 @@
+"""Turning statements into objects: ORM execution, get, refresh, merge, streaming."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._sql.base import coerce_statement
+from .._sql.dml import Delete, Update
+from .._sql.elements import bindparam
+from .._sql.selectable import Select, select
+from ..exc import InvalidRequestError, ObjectDeletedError
+from . import bulk, strategies
+from .mapper import Mapper, RowLoader, mapper_for_table, mapper_of_class
+from .relationships import configure_mappers
+from .state import NO_VALUE, IdentityKey, InstanceState, instance_state
+
+if TYPE_CHECKING:
+    from .._engine.result import AsyncResult, Result
+    from .session import AsyncSession
+
+
+@dataclass(frozen=True)
+class LoadingPlan:
+    """How a result's columns become entities and plain values, per statement shape."""
+
+    keys: tuple[str, ...]
+    #: per output position: a row loader for an entity, or the index of a plain column
+    columns: tuple[RowLoader | int, ...]
+    has_entities: bool
+
+    @property
+    def single_entity(self) -> bool:
+        return len(self.columns) == 1 and not isinstance(self.columns[0], int)
+
+
+def _entity_of(raw: Any) -> Mapper | None:
+    return mapper_of_class(raw) if isinstance(raw, type) else None
+
+
+def loading_plan(statement: Select[Any], core_keys: Sequence[str]) -> LoadingPlan:
+    """Which result columns feed which entity; cheap, since row loaders are cached."""
+    keys: list[str] = []
+    columns: list[RowLoader | int] = []
+    has_entities = False
+    for raw, (start, stop) in zip(statement._raw_columns, statement._entity_spans, strict=True):
+        mapper = _entity_of(raw)
+        if mapper is not None:
+            has_entities = True
+            columns.append(mapper.row_loader(mapper.column_keys, start))
+            keys.append(mapper.class_.__name__)
+            continue
+        for position in range(start, stop):
+            columns.append(position)
+            keys.append(core_keys[position])
+    return LoadingPlan(tuple(keys), tuple(columns), has_entities)
+
+
+def _is_orm_select(statement: Any) -> bool:
+    return isinstance(statement, Select) and any(
+        _entity_of(raw) is not None for raw in statement._raw_columns
+    )
+
+
+async def execute(
+    session: AsyncSession, statement: Any, params: Any, execution_options: dict[str, Any]
+) -> Result[Any]:
+    statement = coerce_statement(statement)
+    options = {**statement._execution_options, **execution_options}
+    await session._autoflush()
+    if isinstance(statement, Update | Delete) and mapper_for_table(statement.table):
+        connection = await session._get_connection()
+        return await bulk.execute_update_delete(session, connection, statement, params, options)
+    if _is_orm_select(statement):
+        return await execute_orm_select(session, statement, params, options)
+    connection = await session._get_connection()
+    return await connection.execute(statement, params)
+
+
+async def execute_orm_select(
+    session: AsyncSession,
+    statement: Select[Any],
+    params: Any,
+    options: dict[str, Any] | None = None,
+) -> Result[Any]:
+    """Run an ORM select: hydrate entities through the identity map, run eager loaders."""
+    from .._engine.result import Result
+
+    populate = bool((options or statement._execution_options).get("populate_existing"))
+    plan_statement = statement
+    run_statement = statement
+    joined: list[tuple[int, Any, tuple[int, int]]] = []  # (entity position, relationship, span)
+    selectin: list[tuple[int, list[Any]]] = []
+    entity_positions = [
+        (position, mapper)
+        for position, raw in enumerate(statement._raw_columns)
+        if (mapper := _entity_of(raw)) is not None and mapper.relationships
+    ]
+    if entity_positions:
+        configure_mappers()
+        for position, mapper in entity_positions:
+            paths = strategies.effective_steps(mapper, statement._options)
+            if not paths:
+                continue
+            run_statement, added = strategies.add_joined_loads(run_statement, mapper, paths)
+            joined.extend((position, relationship, span) for relationship, span, _ in added)
+            selectin.append((position, paths))
+    connection = await session._get_connection()
+    rows, core_keys = await connection._execute_tuples(run_statement, params)
+    plan = loading_plan(plan_statement, core_keys)
+    identity_map = session._identity_map
+    columns = plan.columns
+    if plan.single_entity and not joined:
+        load = columns[0]
+        assert not isinstance(load, int)
+        built: list[tuple[Any, ...]] = [
+            (load(row, identity_map, session, populate),) for row in rows
+        ]
+    else:
+        built = [
+            tuple(
+                row[c] if isinstance(c, int) else c(row, identity_map, session, populate)
+                for c in columns
+            )
+            for row in rows
+        ]
+    if joined:
+        seen: dict[tuple[int, str], bool] = {}
+        for (
+            relationship,
+            position,
+            span,
+        ) in ((r, p, s) for p, r, s in joined):
+            target = relationship.target
+            load_target = target.row_loader(target.column_keys, span[0])
+            for row, out in zip(rows, built, strict=True):
+                child = load_target(row, identity_map, session, populate)
+                strategies.populate_joined(out[position], child, relationship, seen, populate)
+        if any(relationship.uselist for _, relationship, _ in joined):
+            built = _unique_rows(built)
+    for position, paths in selectin:
+        objects = list({id(o): o for out in built if (o := out[position]) is not None}.values())
+        await strategies.run_selectin_paths(session, objects, paths)
+    return Result(plan.keys, built)
+
+
+def _unique_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Joined collection loads repeat the parent per child; keep each parent row once."""
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for row in rows:
+        marker = tuple(id(value) if hasattr(value, "__dict__") else value for value in row)
+        if marker not in seen:
+            seen.add(marker)
+            unique.append(row)
+    return unique
+
+
+def _get_statement(mapper: Mapper) -> Select[Any]:
+    statement: Select[Any] | None = mapper.get_statement
+    if statement is None:
+        criteria = [mapper.columns[key] == bindparam(f"pk_{key}") for key in mapper.pk_keys]
+        statement = mapper.get_statement = select(mapper.class_).where(*criteria)
+    return statement
+
+
+async def get(
+    session: AsyncSession,
+    mapper: Mapper,
+    key: IdentityKey,
+    options: Sequence[Any],
+    populate_existing: bool,
+    with_for_update: bool,
+) -> Any:
+    state = session._identity_map.get_state(key)
+    if state is not None and session._state_is_pending_delete(state) and state() is not None:
+        return None
+    await session._autoflush()
+    statement = _get_statement(mapper)
+    if options:
+        statement = statement.options(*options)
+    if with_for_update:
+        statement = statement.with_for_update()
+    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, key[1], strict=True)}
+    result = await execute_orm_select(
+        session, statement, params, {"populate_existing": populate_existing}
+    )
+    row = result.first()
+    return None if row is None else row[0]
+
+
+async def refresh(
+    session: AsyncSession, state: InstanceState, obj: object, names: list[str] | None
+) -> None:
+    mapper = state.mapper
+    column_keys = [k for k in (names or mapper.column_keys) if k in mapper.columns]
+    relationship_keys = (
+        [k for k in names if k in mapper.relationships]
+        if names is not None
+        else [k for k in mapper.relationships if k in obj.__dict__]
+    )
+    unknown = [k for k in names or () if k not in mapper.columns and k not in mapper.relationships]
+    if unknown:
+        raise InvalidRequestError(f"{type(obj).__name__} has no mapped attribute(s) {unknown}")
+    assert state.key is not None
+    # No autoflush: a refresh replaces this object's unflushed changes with the row.
+    connection = await session._get_connection()
+    statement = _get_statement(mapper)
+    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, state.key[1], strict=True)}
+    rows, _ = await connection._execute_tuples(statement, params)
+    if not rows:
+        raise ObjectDeletedError(
+            f"{type(obj).__name__} with primary key {state.key[1]!r} no longer exists in the "
+            "database (it was deleted, possibly by another transaction)"
+        )
+    row = rows[0]
+    values = obj.__dict__
+    positions = {key: i for i, key in enumerate(mapper.column_keys)}
+    for key in column_keys:
+        values[key] = row[positions[key]]
+        if state.committed is not None:
+            state.committed.pop(key, None)
+        if state.expired is not None:
+            state.expired.discard(key)
+    if state.committed is not None and not state.committed:
+        state.committed = None
+        session._identity_map.release(state)
+    if state.expired is not None and not state.expired:
+        state.expired = None
+    for key in relationship_keys:
+        await mapper.relationships[key].load_for(session, [obj], refresh=True)
+
+
+async def merge(session: AsyncSession, instance: Any, load: bool, memo: dict[int, Any]) -> Any:
+    if id(instance) in memo:
+        return memo[id(instance)]
+    state = instance_state(instance)
+    if state.session is session:
+        return instance
+    mapper = state.mapper
+    source = instance.__dict__
+    key: IdentityKey | None = state.key
+    if key is None:
+        pk = mapper.identity_of_values(source)
+        if all(value is not None for value in pk):
+            key = mapper.identity_key(pk)
+    merged = None
+    if key is not None:
+        merged = session._identity_map.get(key)
+        if merged is None and load:
+            merged = await get(session, mapper, key, (), False, False)
+        elif merged is None and not load and state.committed:
+            raise InvalidRequestError(
+                f"merge(load=False) needs a clean object; {instance!r} has unflushed changes"
+            )
+    if merged is None:
+        merged = object.__new__(mapper.class_)
+        merged_state = mapper.new_state(merged)
+        if key is not None and not load:
+            merged_state.key = key
+            merged_state.session = session
+            session._identity_map.add(merged_state)
+        else:
+            session._attach(merged_state, merged)
+    memo[id(instance)] = merged
+    merged_values = merged.__dict__
+    merged_state = instance_state(merged)
+    for attribute in mapper.column_keys:
+        value = source.get(attribute, NO_VALUE)
+        if value is NO_VALUE:
+            continue
+        if not load and merged_state.key is not None and attribute not in merged_values:
+            merged_values[attribute] = value
+        else:
+            setattr(merged, attribute, value)
+    for relationship in mapper.relationships.values():
+        await relationship.merge_into(session, instance, merged, load, memo)
+    return merged
+
+
+async def stream(
+    session: AsyncSession, statement: Any, params: Any, execution_options: dict[str, Any]
+) -> AsyncResult[Any]:
+    await session._autoflush()
+    connection = await session._get_connection()
+    result = await connection.stream(statement, params)
+    if not _is_orm_select(statement):
+        return result
+    plan = loading_plan(statement, tuple(result.keys()))
+    populate = bool(
+        {**getattr(statement, "_execution_options", {}), **execution_options}.get(
+            "populate_existing"
+        )
+    )
+    identity_map = session._identity_map
+
+    def transform(row: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            row[c] if isinstance(c, int) else c(row, identity_map, session, populate)
+            for c in plan.columns
+        )
+
+    return result._with_row_transform(plan.keys, transform)

@@ -1,0 +1,273 @@
+"""A mapper ties a class to its table: which attributes it has, its identity, and generated
+fast paths for constructing objects and loading them from rows."""
+
+from __future__ import annotations
+
+import linecache
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..exc import ArgumentError, InvalidRequestError
+from .attributes import InstrumentedAttribute
+from .state import STATE_ATTR, IdentityKey, InstanceState
+
+if TYPE_CHECKING:
+    from .._sql.schema import Column, Table
+    from .identity import IdentityMap
+    from .relationships import Relationship
+    from .session import AsyncSession
+
+#: Loads one entity from a row: (row, identity map, session, populate_existing) -> object.
+RowLoader = Callable[[Sequence[Any], "IdentityMap", "AsyncSession | None", bool], Any]
+
+_mappers_by_table: dict[int, Mapper] = {}
+
+_NOT_GIVEN: Any = type("_NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()
+
+
+class Mapper:
+    """The mapping of one class: column attributes by key, primary key, relationships."""
+
+    def __init__(self, class_: type, table: Table, column_keys: dict[str, Column[Any]]) -> None:
+        self.class_ = class_
+        self.table = table
+        #: attribute key -> column, in the table's column order
+        self.columns: dict[str, Column[Any]] = column_keys
+        self.attributes: dict[str, InstrumentedAttribute[Any]] = {}
+        self.relationships: dict[str, Relationship[Any]] = {}
+        self._key_of_column: dict[int, str] = {id(col): key for key, col in column_keys.items()}
+        pk_columns = list(table.primary_key)
+        if not pk_columns:
+            raise ArgumentError(
+                f"{class_.__name__} maps table {table.name!r}, which has no primary key; "
+                "mark at least one column primary_key=True"
+            )
+        self.pk_keys: tuple[str, ...] = tuple(self._key_of_column[id(col)] for col in pk_columns)
+        self.column_keys: tuple[str, ...] = tuple(column_keys)
+        self._loaders: dict[tuple[str, ...], RowLoader] = {}
+        self.configured = False
+        #: ``SELECT … WHERE pk = :pk_…`` for get/refresh, built on first use
+        self.get_statement: Any = None
+
+        _mappers_by_table[id(table)] = self
+
+    def __repr__(self) -> str:
+        return f"<Mapper {self.class_.__name__} -> {self.table.name}>"
+
+    @property
+    def expirable_keys(self) -> tuple[str, ...]:
+        """What expiry removes: every attribute but the primary key."""
+        keys = getattr(self, "_expirable_keys", None)
+        if keys is None:
+            keys = tuple(k for k in (*self.columns, *self.relationships) if k not in self.pk_keys)
+            self._expirable_keys = keys
+        return keys
+
+    # -- relationship hooks the session calls -------------------------------------------
+
+    def cascade_iterator(self, cascade: str, obj: object) -> list[object]:
+        """Loaded related objects reachable along ``cascade``, depth first, each once."""
+        if not self.relationships:
+            return []
+        seen: dict[int, object] = {id(obj): obj}
+        found: list[object] = []
+        stack = [obj]
+        while stack:
+            current = stack.pop()
+            mapper = object_mapper(current)
+            for relationship in mapper.relationships.values():
+                if cascade not in relationship.cascade:
+                    continue
+                for related in relationship.loaded_related(current):
+                    if id(related) not in seen:
+                        seen[id(related)] = related
+                        found.append(related)
+                        stack.append(related)
+        return found
+
+    async def delete_cascade(self, session: AsyncSession, obj: object) -> list[object]:
+        """Objects to delete with ``obj``; loads unloaded collections it cascades to."""
+        related: list[object] = []
+        for relationship in self.relationships.values():
+            related.extend(await relationship.delete_targets(session, obj))
+        return related
+
+    def sync_foreign_keys(self, state: InstanceState) -> None:
+        """Copy related objects' keys into this object's foreign key columns."""
+        for relationship in self.relationships.values():
+            relationship.sync_to_child(state)
+
+    # -- identity -------------------------------------------------------------------------
+
+    def key_of_column(self, column: Column[Any]) -> str:
+        return self._key_of_column[id(column)]
+
+    def identity_key(self, pk: tuple[Any, ...]) -> IdentityKey:
+        return (self.class_, pk)
+
+    def identity_key_from_primary_key(self, ident: Any) -> IdentityKey:
+        """Normalise what ``session.get`` accepts: a scalar, a tuple, or a dict by key."""
+        if isinstance(ident, dict):
+            try:
+                values = tuple(ident[key] for key in self.pk_keys)
+            except KeyError as missing:
+                raise InvalidRequestError(
+                    f"the primary key of {self.class_.__name__} is {self.pk_keys}; "
+                    f"the dict given lacks {missing}"
+                ) from None
+        elif isinstance(ident, tuple | list):
+            values = tuple(ident)
+        else:
+            values = (ident,)
+        if len(values) != len(self.pk_keys):
+            raise InvalidRequestError(
+                f"{self.class_.__name__} has a primary key of {len(self.pk_keys)} column(s) "
+                f"{self.pk_keys}; got {len(values)} value(s): {values!r}"
+            )
+        return (self.class_, values)
+
+    def identity_of_values(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(values.get(key) for key in self.pk_keys)
+
+    # -- construction ---------------------------------------------------------------------
+
+    def new_state(self, obj: object) -> InstanceState:
+        state = InstanceState(obj, self)
+        obj.__dict__[STATE_ATTR] = state
+        return state
+
+    def build_init(self) -> Callable[..., None]:
+        """A keyword-only ``__init__`` for the mapped attributes, compiled once per class.
+
+        Columns are written straight into ``__dict__`` (a new object has nothing to track);
+        relationships go through their descriptors so both sides stay in step.
+        """
+        names = [*self.columns, *self.relationships]
+        params = ", ".join(f"{name}=_NOT_GIVEN" for name in names)
+        lines = [f"def __init__(self, *, {params}):" if names else "def __init__(self):"]
+        lines.append("    values = self.__dict__")
+        lines.append(f"    values[{STATE_ATTR!r}] = _State(self, _mapper)")
+        for name in self.columns:
+            lines.append(f"    if {name} is not _NOT_GIVEN: values[{name!r}] = {name}")
+        for name in self.relationships:
+            lines.append(f"    if {name} is not _NOT_GIVEN: self.{name} = {name}")
+        namespace = {"_NOT_GIVEN": _NOT_GIVEN, "_State": InstanceState, "_mapper": self}
+        init: Callable[..., None] = _compile(
+            "\n".join(lines), "__init__", namespace, f"{self.class_.__qualname__}.__init__"
+        )
+        init.__qualname__ = f"{self.class_.__qualname__}.__init__"
+        return init
+
+    # -- loading --------------------------------------------------------------------------
+
+    def row_loader(self, keys: tuple[str, ...], offset: int) -> RowLoader:
+        """A function that turns ``row[offset:offset + len(keys)]`` into this class's object.
+
+        ``keys`` are the attribute keys of consecutive result columns. The function is
+        generated once per layout so hydration is straight-line code that bypasses
+        ``__init__``: one identity-map lookup, one object, one state.
+        """
+        cache_key = (*keys, str(offset))
+        loader = self._loaders.get(cache_key)
+        if loader is None:
+            loader = self._loaders[cache_key] = self._build_row_loader(keys, offset)
+        return loader
+
+    def _build_row_loader(self, keys: tuple[str, ...], offset: int) -> RowLoader:
+        index = {key: offset + i for i, key in enumerate(keys)}
+        missing = [key for key in self.pk_keys if key not in index]
+        if missing:
+            raise InvalidRequestError(
+                f"cannot load {self.class_.__name__} objects from a result without its "
+                f"primary key column(s) {missing}"
+            )
+        pk = ", ".join(f"row[{index[key]}]" for key in self.pk_keys)
+        pk_tuple = f"({pk},)" if len(self.pk_keys) == 1 else f"({pk})"
+        first_pk = f"row[{index[self.pk_keys[0]]}]"
+        assign = "\n".join(f"    values[{k!r}] = row[{i}]" for k, i in index.items())
+        fill = "\n".join(
+            f"                if {k!r} not in values: values[{k!r}] = row[{i}]"
+            for k, i in index.items()
+        )
+        overwrite = "\n".join(f"                values[{k!r}] = row[{i}]" for k, i in index.items())
+        source = f"""\
+def load(row, identity_map, session, populate_existing):
+    if {first_pk} is None:
+        return None
+    key = (cls, {pk_tuple})
+    state = identity_map._states.get(key)
+    if state is not None:
+        obj = state()
+        if obj is not None:
+            values = obj.__dict__
+            if populate_existing:
+{overwrite}
+                if state.committed is not None:
+                    state.committed = None
+                    identity_map.release(state)
+            else:
+{fill}
+            state.expired = None
+            return obj
+    obj = new(cls)
+    values = obj.__dict__
+    state = State(obj, mapper)
+    state.key = key
+    state.session = session
+    values[STATE_ATTR] = state
+{assign}
+    identity_map._states[key] = state
+    return obj
+"""
+        namespace = {
+            "cls": self.class_,
+            "new": object.__new__,
+            "State": InstanceState,
+            "mapper": self,
+            "STATE_ATTR": STATE_ATTR,
+        }
+        return _compile(source, "load", namespace, f"{self.class_.__qualname__} row loader")  # type: ignore[no-any-return]
+
+
+_compiled_count = 0
+
+
+def _compile(source: str, name: str, namespace: dict[str, Any], label: str) -> Any:
+    """Compile generated source, registered in linecache so tracebacks show it."""
+    global _compiled_count
+    _compiled_count += 1
+    filename = f"<asyncorm generated {label} #{_compiled_count}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]
+
+
+def mapper_for_table(table: Table) -> Mapper | None:
+    return _mappers_by_table.get(id(table))
+
+
+def mapper_of_class(cls: type) -> Mapper | None:
+    mapper = getattr(cls, "__mapper__", None)
+    return mapper if isinstance(mapper, Mapper) else None
+
+
+def class_mapper(cls: type) -> Mapper:
+    mapper = mapper_of_class(cls)
+    if mapper is None:
+        raise InvalidRequestError(
+            f"{cls!r} is not a mapped class; subclass your DeclarativeBase and give it a "
+            "__tablename__"
+        )
+    return mapper
+
+
+def object_mapper(obj: object) -> Mapper:
+    return class_mapper(type(obj))
+
+
+def default_repr(self: object) -> str:
+    """``User(id=1, fullname='John Doe')`` from loaded values only: repr never raises."""
+    mapper = object_mapper(self)
+    values = self.__dict__
+    shown = ", ".join(f"{key}={values[key]!r}" for key in mapper.columns if key in values)
+    return f"{type(self).__name__}({shown})"

@@ -1,0 +1,178 @@
+"""Runs a flush plan on a connection: the I/O half of the unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._sql.dml import delete, insert, update
+from .._sql.elements import and_, bindparam
+from ..exc import InvalidRequestError
+from .state import InstanceState
+from .unitofwork import (
+    AssociationBatch,
+    Deferred,
+    DeleteBatch,
+    FlushPlan,
+    InsertBatch,
+    UpdateBatch,
+)
+
+if TYPE_CHECKING:
+    from .._engine.connection import AsyncConnection
+
+#: Rows per multi-row INSERT … RETURNING; keeps the parameter count below both drivers'
+#: limits (32767) for any realistic column count, and the number of SQL shapes small.
+INSERT_CHUNK = 500
+#: Keys per DELETE … IN; PostgreSQL binds the list as one array parameter anyway.
+DELETE_CHUNK = 10_000
+
+
+@dataclass
+class FlushOutcome:
+    """What the database did, applied to the states only once every batch succeeded."""
+
+    inserted: list[tuple[InstanceState, dict[str, Any]]] = field(default_factory=list)
+    updated: list[tuple[InstanceState, dict[str, Any]]] = field(default_factory=list)
+    deleted: list[InstanceState] = field(default_factory=list)
+    #: every value written or generated so far, per state, for resolving ``Deferred``
+    written: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def resolve(self, value: Any) -> Any:
+        if not isinstance(value, Deferred):
+            return value
+        written = self.written.get(id(value.state))
+        if written is not None and value.key in written:
+            return written[value.key]
+        raise InvalidRequestError(
+            f"{value.state.mapper.class_.__name__}.{value.key} is needed before that row is "
+            "inserted: the relationships form a cycle; mark one side post_update=True"
+        )
+
+    def resolve_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        for value in row.values():
+            if isinstance(value, Deferred):
+                return {key: self.resolve(v) for key, v in row.items()}
+        return row
+
+
+async def run(plan: FlushPlan, connection: AsyncConnection) -> FlushOutcome:
+    outcome = FlushOutcome()
+    for batch in plan.batches:
+        if isinstance(batch, InsertBatch):
+            await _insert(batch, connection, outcome)
+        elif isinstance(batch, UpdateBatch):
+            await _update(batch, connection, outcome)
+        elif isinstance(batch, AssociationBatch):
+            await _associate(batch, connection, outcome)
+        else:
+            await _delete(batch, connection, outcome)
+    return outcome
+
+
+async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
+    mapper = batch.mapper
+    table = mapper.table
+    rows = [outcome.resolve_row(row) for row in batch.rows]
+    if not batch.returning:
+        await connection.execute(insert(table), rows)
+        for state, row in zip(batch.states, rows, strict=True):
+            outcome.inserted.append((state, row))
+            outcome.written[id(state)] = row
+        return
+    pk_given = all(key in batch.keys for key in mapper.pk_keys)
+    # Ask for the primary key too: with it, returned rows are matched to the rows sent
+    # (given keys by value; generated keys ascend in VALUES order).
+    returning_keys = tuple(dict.fromkeys([*mapper.pk_keys, *batch.returning]))
+    columns = [mapper.columns[key] for key in returning_keys]
+    npk = len(mapper.pk_keys)
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        states = batch.states[start : start + INSERT_CHUNK]
+        returned: list[tuple[Any, ...]] = []
+        if batch.keys:
+            result = await connection.execute(insert(table).values(chunk).returning(*columns))
+            returned = [tuple(r) for r in result.all()]
+        else:
+            statement = insert(table).returning(*columns)
+            for _ in chunk:
+                returned.extend(tuple(r) for r in (await connection.execute(statement)).all())
+        if pk_given:
+            by_pk = {r[:npk]: r for r in returned}
+            ordered = [by_pk[tuple(row[k] for k in mapper.pk_keys)] for row in chunk]
+        else:
+            ordered = sorted(returned, key=lambda r: r[:npk])
+        for state, row, values in zip(states, chunk, ordered, strict=True):
+            applied = {**row, **dict(zip(returning_keys, values, strict=True))}
+            outcome.inserted.append((state, applied))
+            outcome.written[id(state)] = applied
+
+
+def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
+    mapper = batch.mapper
+    return and_(*(mapper.columns[key] == bindparam(f"_pk_{key}") for key in mapper.pk_keys))
+
+
+async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
+    mapper = batch.mapper
+    statement = (
+        update(mapper.table)
+        .where(_pk_criteria(batch))
+        .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys})
+    )
+    params = []
+    for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
+        resolved = outcome.resolve_row(row)
+        params.append(
+            {
+                **{f"_set_{key}": resolved[key] for key in batch.keys},
+                **{
+                    f"_pk_{key}": outcome.resolve(value)
+                    for key, value in zip(mapper.pk_keys, identity, strict=True)
+                },
+            }
+        )
+        outcome.updated.append((state, resolved))
+        outcome.written.setdefault(id(state), {}).update(resolved)
+    await connection.execute(statement, params)
+
+
+async def _associate(
+    batch: AssociationBatch, connection: AsyncConnection, outcome: FlushOutcome
+) -> None:
+    table = batch.table
+    if batch.deletes:
+        keys = list(batch.deletes[0])
+        criteria = and_(*(table.c[key] == bindparam(f"_link_{key}") for key in keys))
+        await connection.execute(
+            delete(table).where(criteria),
+            [{f"_link_{k}": outcome.resolve(v) for k, v in row.items()} for row in batch.deletes],
+        )
+    if batch.inserts:
+        await connection.execute(insert(table), [outcome.resolve_row(row) for row in batch.inserts])
+
+
+async def _delete(batch: DeleteBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
+    mapper = batch.mapper
+    table = mapper.table
+    for secondary, column_key, attribute in batch.association_columns:
+        position = mapper.pk_keys.index(attribute) if attribute in mapper.pk_keys else None
+        if position is None:
+            continue
+        values = [identity[position] for identity in batch.identities]
+        await connection.execute(delete(secondary).where(secondary.c[column_key].in_(values)))
+    if len(mapper.pk_keys) == 1:
+        column = mapper.columns[mapper.pk_keys[0]]
+        ids = [identity[0] for identity in batch.identities]
+        for start in range(0, len(ids), DELETE_CHUNK):
+            chunk = ids[start : start + DELETE_CHUNK]
+            await connection.execute(delete(table).where(column.in_(chunk)))
+    else:
+        await connection.execute(
+            delete(table).where(_pk_criteria(batch)),
+            [
+                {f"_pk_{key}": value for key, value in zip(mapper.pk_keys, identity, strict=True)}
+                for identity in batch.identities
+            ],
+        )
+    outcome.deleted.extend(batch.states)

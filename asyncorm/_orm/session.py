@@ -1,0 +1,990 @@
+"""AsyncSession: the unit of work and identity map over one transaction at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from .._events import Dispatcher
+from ..exc import (
+    InvalidRequestError,
+    NoResultFound,
+    PendingRollbackError,
+    SessionConcurrencyError,
+)
+from . import loading, persistence
+from .identity import IdentityMap, IdentitySet
+from .mapper import class_mapper
+from .state import STATE_ATTR, InstanceState, instance_state
+from .unitofwork import AssociationBatch, FlushChanges, plan_flush
+
+if TYPE_CHECKING:
+    from .._engine.connection import AsyncConnection, AsyncTransaction
+    from .._engine.engine import AsyncEngine
+    from .._engine.result import AsyncResult, Result, ScalarResult
+
+_O = TypeVar("_O")
+_S = TypeVar("_S", bound="AsyncSession")
+
+SESSION_EVENTS = ("before_flush", "after_flush", "after_commit", "after_rollback", "before_execute")
+
+
+class SessionTransaction:
+    """One level of the session's transaction: the root one, or a SAVEPOINT.
+
+    It remembers which objects became persistent or deleted within it, so that rolling it
+    back restores exactly those.
+    """
+
+    def __init__(self, session: AsyncSession, parent: SessionTransaction | None) -> None:
+        self.session = session
+        self.parent = parent
+        self.nested = parent is not None
+        self.active = True
+        self.savepoint: AsyncTransaction | None = None
+        self.inserted: dict[int, InstanceState] = {}  # pending -> persistent here
+        self.deleted: dict[int, InstanceState] = {}  # persistent -> deleted here
+        self.updated: dict[int, InstanceState] = {}  # UPDATEd here
+
+    # ``async with session.begin():`` / ``await session.begin()``
+    def __await__(self) -> Any:
+        async def started() -> SessionTransaction:
+            return self
+
+        return started().__await__()
+
+    async def __aenter__(self) -> SessionTransaction:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self.active:
+            return
+        if exc_type is None:
+            await self.commit()
+        else:
+            await self.rollback()
+
+    async def commit(self) -> None:
+        if self.nested:
+            await self.session._commit_nested(self)
+        else:
+            await self.session.commit()
+
+    async def rollback(self) -> None:
+        if self.nested:
+            await self.session._rollback_nested(self)
+        else:
+            await self.session.rollback()
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+
+class AsyncSession:
+    """The ORM's unit of work over an engine; see API.md §5.
+
+    ``async with AsyncSession(engine) as session:`` closes it at the end (no implicit
+    commit). A session belongs to one task at a time: concurrent use from two tasks raises
+    ``SessionConcurrencyError``; use ``async_scoped_session`` for a session per task.
+    """
+
+    def __init__(
+        self,
+        bind: AsyncEngine | None = None,
+        *,
+        autoflush: bool = True,
+        expire_on_commit: bool = True,
+        autobegin: bool = True,
+        info: dict[str, Any] | None = None,
+        _parent_dispatch: Dispatcher | None = None,
+    ) -> None:
+        self.bind = bind
+        self.autoflush = autoflush
+        self.expire_on_commit = expire_on_commit
+        self.autobegin = autobegin
+        self.info: dict[str, Any] = info if info is not None else {}
+        self.dispatch = Dispatcher("AsyncSession", SESSION_EVENTS, _parent_dispatch)
+        self._identity_map = IdentityMap()
+        self._new: dict[int, InstanceState] = {}
+        self._deleted: dict[int, InstanceState] = {}
+        self._transaction: SessionTransaction | None = None
+        self._connection: AsyncConnection | None = None
+        self._root_transaction: AsyncTransaction | None = None
+        self._failed: BaseException | None = None
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+        self._no_autoflush = 0
+        self._flushing = False
+
+    # -- context management ---------------------------------------------------------------
+
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncSession bind={self.bind!r} objects={len(self._identity_map)}>"
+
+    # -- one task at a time ----------------------------------------------------------------
+
+    def _enter(self) -> None:
+        task = asyncio.current_task()
+        owner = self._owner
+        if owner is not None and owner is not task:
+            raise SessionConcurrencyError(
+                "this AsyncSession is already in use by another task "
+                f"({owner.get_name()}); a session is not safe to share between concurrent "
+                "tasks. Give each task its own session (async_sessionmaker(...)() per task, "
+                "or async_scoped_session)"
+            )
+        self._owner = task
+        self._depth += 1
+
+    def _exit(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+
+    # -- state queries ---------------------------------------------------------------------
+
+    @property
+    def new(self) -> IdentitySet:
+        """Pending objects: added, not yet flushed."""
+        return IdentitySet(s.strong for s in self._new.values())
+
+    @property
+    def dirty(self) -> IdentitySet:
+        """Persistent objects with changed attributes."""
+        return IdentitySet(
+            s.strong
+            for s in self._identity_map.held_states()
+            if s.committed and id(s) not in self._deleted
+        )
+
+    @property
+    def deleted(self) -> IdentitySet:
+        """Objects marked for deletion at the next flush."""
+        return IdentitySet(s() for s in self._deleted.values())
+
+    @property
+    def identity_map(self) -> IdentityMap:
+        return self._identity_map
+
+    def __contains__(self, obj: object) -> bool:
+        state = obj.__dict__.get(STATE_ATTR) if hasattr(obj, "__dict__") else None
+        return state is not None and state.session is self and not state.deleted
+
+    def __iter__(self) -> Any:
+        return iter([*self.new, *self._identity_map.objects()])
+
+    def in_transaction(self) -> bool:
+        return self._transaction is not None
+
+    def in_nested_transaction(self) -> bool:
+        return self._transaction is not None and self._transaction.nested
+
+    @property
+    def is_active(self) -> bool:
+        """False only while a failed flush waits for ``rollback()``."""
+        return self._failed is None
+
+    def get_transaction(self) -> SessionTransaction | None:
+        return self._transaction
+
+    @property
+    @contextmanager
+    def no_autoflush(self) -> Any:
+        """``with session.no_autoflush:`` — queries inside do not flush first."""
+        self._no_autoflush += 1
+        try:
+            yield self
+        finally:
+            self._no_autoflush -= 1
+
+    # -- adding and removing objects -------------------------------------------------------
+
+    def add(self, instance: object) -> None:
+        """Make a transient object pending (or re-attach a detached one); no I/O."""
+        self._check_failed()
+        state = instance_state(instance)
+        self._attach(state, instance)
+        for related in state.mapper.cascade_iterator("save-update", instance):
+            self._attach(instance_state(related), related)
+
+    def add_all(self, instances: Iterable[object]) -> None:
+        for instance in instances:
+            self.add(instance)
+
+    def _attach(self, state: InstanceState, obj: object) -> None:
+        owner = state.session
+        if owner is self:
+            if id(state) in self._deleted and state.key is not None:
+                return
+            return
+        if owner is not None:
+            raise InvalidRequestError(
+                f"{obj!r} is already attached to another session; expunge it there first, "
+                "or use `obj = await session.merge(obj)` to copy it into this one"
+            )
+        if state.deleted:
+            raise InvalidRequestError(
+                f"{obj!r} was deleted; use `await session.merge(obj)` to insert it again"
+            )
+        state.session = self
+        if state.key is None:
+            self._new[id(state)] = state
+            state.strong = obj
+            return
+        existing = self._identity_map.get_state(state.key)
+        if existing is not None and existing is not state and existing() is not None:
+            state.session = None
+            raise InvalidRequestError(
+                f"can't attach {obj!r}: this session already has an object with identity "
+                f"{state.key[1]!r}; use `await session.merge(obj)` instead"
+            )
+        self._identity_map.add(state)
+        if state.committed:
+            self._identity_map.hold(state, obj)
+
+    def expunge(self, instance: object) -> None:
+        """Detach one object (and its ``expunge`` cascade); the session forgets it."""
+        state = instance_state(instance)
+        if state.session is not self:
+            raise InvalidRequestError(f"{instance!r} is not in this session")
+        self._detach(state)
+        for related in state.mapper.cascade_iterator("expunge", instance):
+            related_state = instance_state(related)
+            if related_state.session is self:
+                self._detach(related_state)
+
+    def expunge_all(self) -> None:
+        for state in [*self._new.values(), *self._identity_map.states()]:
+            state.session = None
+            state.strong = None
+        self._new.clear()
+        self._deleted.clear()
+        self._identity_map.clear()
+
+    def _detach(self, state: InstanceState) -> None:
+        self._new.pop(id(state), None)
+        self._deleted.pop(id(state), None)
+        self._identity_map.discard(state)
+        state.session = None
+        state.strong = None
+
+    async def delete(self, instance: object) -> None:
+        """Mark a persistent object for deletion at the next flush.
+
+        Its ``delete`` cascade is followed; collections it must cascade to and that are not
+        loaded yet are loaded now, which is the only I/O this does.
+        """
+        self._check_failed()
+        state = instance_state(instance)
+        if state.key is None:
+            raise InvalidRequestError(
+                f"{instance!r} is not persisted yet; use expunge() to drop a pending object"
+            )
+        if state.session is None:
+            self._attach(state, instance)
+        elif state.session is not self:
+            raise InvalidRequestError(f"{instance!r} is attached to another session")
+        self._enter()
+        try:
+            await self._mark_deleted(state, instance)
+        finally:
+            self._exit()
+
+    async def _mark_deleted(self, state: InstanceState, obj: object) -> None:
+        if id(state) in self._deleted:
+            return
+        self._deleted[id(state)] = state
+        state.strong = obj
+        for related in await state.mapper.delete_cascade(self, obj):
+            related_state = instance_state(related)
+            if related_state.key is None:
+                if related_state.session is self:
+                    self._detach(related_state)
+                continue
+            if related_state.session is None:
+                self._attach(related_state, related)
+            await self._mark_deleted(related_state, related)
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def begin(self) -> SessionTransaction:
+        """Begin explicitly: ``await session.begin()`` or ``async with session.begin():``.
+
+        The connection is still taken lazily, on the first statement.
+        """
+        if self._transaction is not None:
+            raise InvalidRequestError(
+                "a transaction is already begun on this session; use begin_nested() for a "
+                "SAVEPOINT, or commit()/rollback() first"
+            )
+        self._transaction = SessionTransaction(self, None)
+        return self._transaction
+
+    def _autobegin(self) -> SessionTransaction:
+        transaction = self._transaction
+        if transaction is None:
+            if not self.autobegin:
+                raise InvalidRequestError(
+                    "this session was created with autobegin=False and has no transaction; "
+                    "call `await session.begin()` (or `async with session.begin():`) first"
+                )
+            transaction = self._transaction = SessionTransaction(self, None)
+        return transaction
+
+    async def _get_connection(self) -> AsyncConnection:
+        self._check_failed()
+        self._autobegin()
+        connection = self._connection
+        if connection is None:
+            if self.bind is None:
+                raise InvalidRequestError(
+                    "this session has no engine; create it as AsyncSession(engine)"
+                )
+            connection = self.bind.connect()
+            self._root_transaction = await connection.begin()
+            self._connection = connection
+        return connection
+
+    async def connection(self) -> AsyncConnection:
+        """The session's connection for the current transaction (begun if needed)."""
+        self._enter()
+        try:
+            return await self._get_connection()
+        finally:
+            self._exit()
+
+    def begin_nested(self) -> _NestedBegin:
+        """A SAVEPOINT: ``async with session.begin_nested():`` or ``await session.begin_nested()``.
+
+        Rolling it back undoes only what happened inside it.
+        """
+        return _NestedBegin(self)
+
+    async def _start_nested(self) -> SessionTransaction:
+        self._enter()
+        try:
+            await self._flush()
+            connection = await self._get_connection()
+            parent = self._transaction
+            nested = SessionTransaction(self, parent)
+            nested.savepoint = await connection.begin_nested()
+            self._transaction = nested
+            return nested
+        finally:
+            self._exit()
+
+    async def _commit_nested(self, nested: SessionTransaction) -> None:
+        self._enter()
+        try:
+            if self._transaction is not nested:
+                raise InvalidRequestError("this SAVEPOINT is not the innermost transaction")
+            await self._flush()
+            assert nested.savepoint is not None and nested.parent is not None
+            await nested.savepoint.commit()
+            nested.active = False
+            parent = nested.parent
+            parent.inserted.update(nested.inserted)
+            parent.deleted.update(nested.deleted)
+            parent.updated.update(nested.updated)
+            self._transaction = parent
+        finally:
+            self._exit()
+
+    async def _rollback_nested(self, nested: SessionTransaction) -> None:
+        self._enter()
+        try:
+            if not nested.active:
+                return
+            # Inner savepoints first.
+            while self._transaction is not None and self._transaction is not nested:
+                inner = self._transaction
+                self._restore_after_rollback(inner, expire_all=False)
+                inner.active = False
+                self._transaction = inner.parent
+            assert nested.savepoint is not None
+            if self._failed is None or self._failed_level is not nested:
+                await nested.savepoint.rollback()
+            self._restore_after_rollback(nested, expire_all=False)
+            nested.active = False
+            self._transaction = nested.parent
+            if self._failed is not None and self._failed_level is nested:
+                self._failed = None
+        finally:
+            self._exit()
+
+    _failed_level: SessionTransaction | None = None
+
+    async def commit(self) -> None:
+        """Flush, COMMIT, give the connection back; expire objects if ``expire_on_commit``."""
+        self._enter()
+        try:
+            self._check_failed()
+            if self._transaction is None:
+                self._autobegin()
+            await self._flush()
+            root = self._root_transaction
+            deleted = self._collect_deleted()
+            if root is not None:
+                await root.commit()
+            await self._release_connection()
+            self._transaction = None
+            for state in deleted:
+                state.session = None
+                state.strong = None
+            if self.expire_on_commit:
+                self._expire_states(self._identity_map.states())
+            await self.dispatch.fire("after_commit", self)
+        finally:
+            self._exit()
+
+    def _collect_deleted(self) -> list[InstanceState]:
+        transaction = self._transaction
+        deleted: list[InstanceState] = []
+        while transaction is not None:
+            deleted.extend(transaction.deleted.values())
+            transaction = transaction.parent
+        return deleted
+
+    async def rollback(self) -> None:
+        """ROLLBACK, give the connection back, expire loaded objects, drop pending ones."""
+        self._enter()
+        try:
+            transaction = self._transaction
+            if transaction is None:
+                return  # nothing begun: as in SQLAlchemy, unflushed changes stay
+            root = self._root_transaction
+            if root is not None and self._failed_level is None:
+                await root.rollback()
+            while transaction is not None:
+                self._restore_after_rollback(transaction, expire_all=transaction.parent is None)
+                transaction.active = False
+                transaction = transaction.parent
+            self._transaction = None
+            await self._release_connection()
+            self._failed = None
+            self._failed_level = None
+            for state in list(self._new.values()):
+                self._detach(state)
+            for state in self._deleted.values():
+                state.strong = None
+            self._deleted.clear()
+            await self.dispatch.fire("after_rollback", self)
+        finally:
+            self._exit()
+
+    def _restore_after_rollback(self, transaction: SessionTransaction, *, expire_all: bool) -> None:
+        # Deleted first: a row inserted and deleted in this transaction ends up transient.
+        for state in transaction.deleted.values():
+            state.deleted = False
+            if state() is not None:
+                state.session = self
+                self._identity_map.add(state)
+        for state in transaction.inserted.values():
+            if state.session is not self:
+                continue  # expunged since: no longer this session's to restore
+            # Became persistent inside the rolled-back transaction: transient again.
+            self._identity_map.discard(state)
+            state.key = None
+            state.session = None
+            state.committed = None
+            state.strong = None
+        if expire_all:
+            self._expire_states(self._identity_map.states())
+        else:
+            self._expire_states([*transaction.updated.values(), *transaction.deleted.values()])
+
+    async def _release_connection(self) -> None:
+        connection = self._connection
+        self._connection = None
+        self._root_transaction = None
+        if connection is not None:
+            await connection.close()
+
+    async def close(self) -> None:
+        """Roll back what is open, give the connection back and detach every object.
+
+        The session can be used again afterwards.
+        """
+        self._enter()
+        try:
+            await self._release_connection()
+            self._transaction = None
+            self._failed = None
+            self._failed_level = None
+            self.expunge_all()
+        finally:
+            self._exit()
+
+    async def reset(self) -> None:
+        await self.close()
+
+    def _check_failed(self) -> None:
+        if self._failed is not None:
+            raise PendingRollbackError(
+                "this session's transaction was rolled back because a flush failed "
+                f"({type(self._failed).__name__}: {self._failed}); call "
+                "`await session.rollback()` before using the session again"
+            ) from self._failed
+
+    # -- flush -----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send every pending change to the database, in dependency order, batched."""
+        self._enter()
+        try:
+            await self._flush()
+        finally:
+            self._exit()
+
+    def _has_changes(self) -> bool:
+        return bool(self._new or self._deleted or self._identity_map._held)
+
+    async def _flush(self) -> None:
+        self._check_failed()
+        if self._flushing or not self._has_changes():
+            return
+        self._flushing = True
+        try:
+            if self.dispatch.has("before_flush"):
+                await self.dispatch.fire("before_flush", self, None, None)
+            changes = self._collect_changes()
+            plan = plan_flush(changes)
+            if not plan:
+                self._clear_changes(changes)
+                return
+            connection = await self._get_connection()
+            transaction = self._transaction
+            assert transaction is not None
+            try:
+                outcome = await persistence.run(plan, connection)
+            except BaseException as error:
+                await self._fail_flush(error)
+                raise
+            self._apply_flush(changes, outcome, transaction)
+            if self.dispatch.has("after_flush"):
+                await self.dispatch.fire("after_flush", self, None)
+        finally:
+            self._flushing = False
+
+    def _collect_changes(self) -> FlushChanges:
+        """Cascade ``save-update``, follow relationships to foreign key values and orphans."""
+        for state in list(self._new.values()):
+            for related in state.mapper.cascade_iterator("save-update", state.strong):
+                self._attach(instance_state(related), related)
+        for state in self._identity_map.held_states():
+            if state.committed and state.mapper.relationships:
+                for related in state.mapper.cascade_iterator("save-update", state.strong):
+                    self._attach(instance_state(related), related)
+        new = list(self._new.values())
+        dirty = [
+            s
+            for s in self._identity_map.held_states()
+            if s.committed and id(s) not in self._deleted
+        ]
+        changes = FlushChanges(new, dirty, [])
+        orphans: list[object] = []
+
+        def assign(child: InstanceState, obj: object, key: str, value: Any, post: bool) -> None:
+            target = changes.post_updates if post else changes.assignments
+            values = target.setdefault(id(child), {})
+            changes.states[id(child)] = child
+            if value is None and values.get(key) is not None:
+                return  # a child moved to another parent keeps its new parent's key
+            values[key] = value
+
+        for state in [*new, *dirty]:
+            mapper = state.mapper
+            if not mapper.relationships:
+                continue
+            obj = state.strong if state.strong is not None else state()
+            for relationship in mapper.relationships.values():
+                relationship.plan_foreign_keys(state, obj, assign, orphans)
+                inserts, deletes = relationship.association_changes(state, obj)
+                if inserts or deletes:
+                    assert relationship.secondary is not None
+                    batch = changes.associations.setdefault(
+                        id(relationship.secondary), AssociationBatch(relationship.secondary)
+                    )
+                    batch.add(inserts, delete=False)
+                    batch.add(deletes, delete=True)
+        for orphan in orphans:
+            orphan_state = instance_state(orphan)
+            if orphan_state.key is None:
+                if orphan_state.session is self:
+                    self._detach(orphan_state)
+                changes.new = [s for s in changes.new if s is not orphan_state]
+            elif orphan_state.session is self and id(orphan_state) not in self._deleted:
+                self._deleted[id(orphan_state)] = orphan_state
+                orphan_state.strong = orphan
+            changes.assignments.pop(id(orphan_state), None)
+        changes.deleted = list(self._deleted.values())
+        for state in changes.deleted:
+            obj = state.strong
+            for relationship in state.mapper.relationships.values():
+                if relationship.direction != "one-to-many" or "delete" in relationship.cascade:
+                    continue
+                # Children left behind by a deleted parent lose their reference to it.
+                for child in relationship.loaded_related(obj):
+                    child_state = instance_state(child)
+                    if child_state.key is not None and id(child_state) not in self._deleted:
+                        for key in relationship.fk_keys():
+                            assign(child_state, child, key, None, False)
+        return changes
+
+    def _clear_changes(self, changes: FlushChanges) -> None:
+        for state in changes.dirty:
+            state.committed = None
+            self._identity_map.release(state)
+
+    async def _fail_flush(self, error: BaseException) -> None:
+        """Roll back the innermost transaction level now; the user must call rollback()."""
+        transaction = self._transaction
+        assert transaction is not None
+        try:
+            if transaction.savepoint is not None:
+                await transaction.savepoint.rollback()
+            elif self._root_transaction is not None:
+                await self._root_transaction.rollback()
+        except Exception:
+            await self._release_connection()
+        self._failed = error
+        self._failed_level = transaction
+
+    def _apply_flush(
+        self,
+        changes: FlushChanges,
+        outcome: persistence.FlushOutcome,
+        transaction: SessionTransaction,
+    ) -> None:
+        identity_map = self._identity_map
+        for state, values in outcome.inserted:
+            obj = state.strong
+            obj.__dict__.update(values)
+            mapper = state.mapper
+            state.key = mapper.identity_key(tuple(values[key] for key in mapper.pk_keys))
+            state.committed = None
+            del self._new[id(state)]
+            identity_map.add(state)
+            identity_map.release(state)
+            transaction.inserted[id(state)] = state
+        for state, values in outcome.updated:
+            obj = state()
+            if obj is not None:
+                obj.__dict__.update(values)
+                new_key = state.mapper.identity_key(
+                    tuple(obj.__dict__.get(key) for key in state.mapper.pk_keys)
+                )
+                if new_key != state.key:
+                    identity_map.discard(state)
+                    state.key = new_key
+                    identity_map.add(state)
+            transaction.updated[id(state)] = state
+        for state in outcome.deleted:
+            del self._deleted[id(state)]
+            identity_map.discard(state)
+            state.deleted = True
+            state.strong = None
+            transaction.deleted[id(state)] = state
+        self._clear_changes(changes)
+
+    # -- expiry and refresh ----------------------------------------------------------------
+
+    def expire(self, instance: object, attribute_names: Iterable[str] | None = None) -> None:
+        """Mark attributes stale; reading them raises until refreshed. No I/O."""
+        state = instance_state(instance)
+        if state.session is not self:
+            raise InvalidRequestError(f"{instance!r} is not in this session")
+        if attribute_names is None:
+            self._expire_states([state])
+            for related in state.mapper.cascade_iterator("refresh-expire", instance):
+                self._expire_states([instance_state(related)])
+        else:
+            self._expire_attributes(state, list(attribute_names))
+
+    def expire_all(self) -> None:
+        self._expire_states(self._identity_map.states())
+
+    def _expire_states(self, states: Iterable[InstanceState]) -> None:
+        for state in states:
+            obj = state()
+            if obj is None or state.key is None:
+                continue
+            self._expire_attributes(state, state.mapper.expirable_keys, obj)
+
+    def _expire_attributes(
+        self, state: InstanceState, keys: Sequence[str], obj: object | None = None
+    ) -> None:
+        obj = state() if obj is None else obj
+        if obj is None:
+            return
+        values = obj.__dict__
+        mapper = state.mapper
+        expired = state.expired
+        for key in keys:
+            if key not in mapper.columns and key not in mapper.relationships:
+                raise InvalidRequestError(f"{type(obj).__name__} has no mapped attribute {key!r}")
+            if key in mapper.pk_keys:
+                continue
+            if key in values:
+                del values[key]
+            if expired is None:
+                expired = state.expired = set()
+            expired.add(key)
+            if state.committed is not None:
+                state.committed.pop(key, None)
+        if state.committed is not None and not state.committed:
+            state.committed = None
+            self._identity_map.release(state)
+
+    async def refresh(self, instance: object, attribute_names: Iterable[str] | None = None) -> None:
+        """Re-SELECT the object's row now (or just the named attributes)."""
+        state = instance_state(instance)
+        if state.session is not self:
+            if state.session is None:
+                raise InvalidRequestError(
+                    f"{instance!r} is not attached to this session; add it first "
+                    "(session.add(obj)) or use `obj = await session.merge(obj)`"
+                )
+            raise InvalidRequestError(f"{instance!r} belongs to another session")
+        if state.key is None:
+            raise InvalidRequestError(f"{instance!r} is pending; flush it before refreshing")
+        self._enter()
+        try:
+            names = None if attribute_names is None else list(attribute_names)
+            await loading.refresh(self, state, instance, names)
+        finally:
+            self._exit()
+
+    # -- querying --------------------------------------------------------------------------
+
+    async def _autoflush(self) -> None:
+        if self.autoflush and not self._no_autoflush and not self._flushing:
+            await self._flush()
+
+    async def execute(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> Result[Any]:
+        """Autoflush, then run ``statement``; ORM entities come back identity-mapped."""
+        self._enter()
+        try:
+            return await loading.execute(self, statement, params, execution_options or {})
+        finally:
+            self._exit()
+
+    async def scalars(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> ScalarResult[Any]:
+        result = await self.execute(statement, params, execution_options=execution_options)
+        return result.scalars()
+
+    async def scalar(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> Any:
+        result = await self.execute(statement, params, execution_options=execution_options)
+        return result.scalar()
+
+    async def get(
+        self,
+        entity: type[_O],
+        ident: Any,
+        *,
+        options: Sequence[Any] = (),
+        populate_existing: bool = False,
+        with_for_update: bool = False,
+    ) -> _O | None:
+        """The object with this primary key: from the identity map, else one SELECT."""
+        mapper = class_mapper(entity)
+        key = mapper.identity_key_from_primary_key(ident)
+        if not populate_existing and not options:
+            state = self._identity_map._states.get(key)
+            if state is not None:
+                obj = state()
+                if obj is not None and not state.expired and id(state) not in self._deleted:
+                    return obj  # type: ignore[no-any-return]
+        self._enter()
+        try:
+            return await loading.get(  # type: ignore[no-any-return]
+                self, mapper, key, options, populate_existing, with_for_update
+            )
+        finally:
+            self._exit()
+
+    async def get_one(self, entity: type[_O], ident: Any, **kwargs: Any) -> _O:
+        obj = await self.get(entity, ident, **kwargs)
+        if obj is None:
+            raise NoResultFound(f"no {entity.__name__} row with primary key {ident!r}")
+        return obj
+
+    async def stream(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> AsyncResult[Any]:
+        """Async iteration over a server-side cursor (PostgreSQL) or chunked fetch (SQLite)."""
+        self._enter()
+        try:
+            return await loading.stream(self, statement, params, execution_options or {})
+        finally:
+            self._exit()
+
+    async def stream_scalars(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> Any:
+        result = await self.stream(statement, params, execution_options=execution_options)
+        return result.scalars()
+
+    # -- merge -----------------------------------------------------------------------------
+
+    async def merge(self, instance: _O, *, load: bool = True) -> _O:
+        """Copy a detached or transient object's state onto this session's own instance."""
+        self._enter()
+        try:
+            return await loading.merge(self, instance, load, {})  # type: ignore[no-any-return]
+        finally:
+            self._exit()
+
+    # -- helpers for the loading module ----------------------------------------------------
+
+    def _state_is_pending_delete(self, state: InstanceState) -> bool:
+        return id(state) in self._deleted
+
+
+class _NestedBegin:
+    """``session.begin_nested()``: awaitable and an async context manager."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._transaction: SessionTransaction | None = None
+
+    def __await__(self) -> Any:
+        return self._session._start_nested().__await__()
+
+    async def __aenter__(self) -> SessionTransaction:
+        self._transaction = await self._session._start_nested()
+        return self._transaction
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        transaction = self._transaction
+        assert transaction is not None
+        if not transaction.active:
+            return
+        if exc_type is None:
+            await transaction.commit()
+        else:
+            await transaction.rollback()
+
+
+class async_sessionmaker(Generic[_S]):
+    """A factory of sessions with shared options: ``Session = async_sessionmaker(engine)``."""
+
+    @overload
+    def __init__(
+        self: async_sessionmaker[AsyncSession],
+        bind: AsyncEngine | None = None,
+        *,
+        class_: None = None,
+        autoflush: bool = True,
+        expire_on_commit: bool = True,
+        autobegin: bool = True,
+        info: dict[str, Any] | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        bind: AsyncEngine | None = None,
+        *,
+        class_: type[_S],
+        autoflush: bool = True,
+        expire_on_commit: bool = True,
+        autobegin: bool = True,
+        info: dict[str, Any] | None = None,
+    ) -> None: ...
+    def __init__(
+        self,
+        bind: AsyncEngine | None = None,
+        *,
+        class_: type[_S] | None = None,
+        autoflush: bool = True,
+        expire_on_commit: bool = True,
+        autobegin: bool = True,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.bind = bind
+        self.class_: type[Any] = class_ or AsyncSession
+        self.kw: dict[str, Any] = {
+            "autoflush": autoflush,
+            "expire_on_commit": expire_on_commit,
+            "autobegin": autobegin,
+        }
+        self.info = info
+        self.dispatch = Dispatcher("async_sessionmaker", SESSION_EVENTS)
+
+    def __call__(self, **local_kw: Any) -> _S:
+        options = {**self.kw, **local_kw}
+        bind = options.pop("bind", self.bind)
+        if self.info is not None and "info" not in options:
+            options["info"] = dict(self.info)
+        session: _S = self.class_(bind, _parent_dispatch=self.dispatch, **options)
+        return session
+
+    def begin(self) -> _SessionBegin[_S]:
+        """``async with Session.begin() as session:`` — commit on success, then close."""
+        return _SessionBegin(self())
+
+    def configure(self, **options: Any) -> None:
+        if "bind" in options:
+            self.bind = options.pop("bind")
+        self.kw.update(options)
+
+    def __repr__(self) -> str:
+        return f"async_sessionmaker(bind={self.bind!r}, class_={self.class_.__name__}, {self.kw})"
+
+
+class _SessionBegin(Generic[_S]):
+    def __init__(self, session: _S) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> _S:
+        self._session.begin()
+        return self._session
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                await self._session.commit()
+            else:
+                await self._session.rollback()
+        finally:
+            await self._session.close()
+
+
+def object_session(instance: object) -> AsyncSession | None:
+    state = instance.__dict__.get(STATE_ATTR)
+    return None if state is None else state.session

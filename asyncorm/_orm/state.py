@@ -1,0 +1,114 @@
+"""Per-object ORM state, kept compact for sessions that load many rows.
+
+An ``InstanceState`` *is* the weak reference to its object: one small slotted object per
+instance serves as the state, the identity map's weak handle, and (through its callback) the
+hook that drops a garbage-collected object from its session. The object holds its state
+strongly in a single ``__dict__`` slot, ``_asyncorm_state``; attribute values live in the
+object's own ``__dict__`` under their attribute names, so reading a loaded attribute is one
+dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .mapper import Mapper
+    from .session import AsyncSession
+
+STATE_ATTR: Final = "_asyncorm_state"
+
+
+class _NoValue:
+    """Marks an attribute that had no loaded value (never loaded, expired, or transient)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NO_VALUE: Final = _NoValue()
+
+IdentityKey = tuple[type, tuple[Any, ...]]
+
+
+def _object_collected(state: InstanceState) -> None:
+    session = state.session
+    if session is not None:
+        session._identity_map.discard_collected(state)
+
+
+class InstanceState(weakref.ref):  # type: ignore[type-arg]
+    """What the ORM knows about one mapped object.
+
+    ``key`` is the identity key once the row exists; ``session`` the owning session;
+    ``committed`` the values attributes had before they were changed (``None`` while nothing
+    changed, to keep unmodified objects small); ``expired`` the names expired since the last
+    load (``None`` when none); ``deleted`` is set once a flush deleted the row.
+    """
+
+    __slots__ = ("committed", "deleted", "expired", "key", "mapper", "session", "strong")
+
+    mapper: Mapper
+    key: IdentityKey | None
+    session: AsyncSession | None
+    committed: dict[str, Any] | None
+    expired: set[str] | None
+    deleted: bool
+    strong: object | None
+
+    def __new__(cls, obj: object, mapper: Mapper) -> InstanceState:
+        return super().__new__(cls, obj, _object_collected)
+
+    def __init__(self, obj: object, mapper: Mapper) -> None:
+        # The reference itself was set up by __new__.
+        self.mapper = mapper
+        self.key = None
+        self.session = None
+        self.committed = None
+        self.expired = None
+        self.deleted = False
+        self.strong = None
+
+    @property
+    def obj(self) -> Any:
+        return self()
+
+    @property
+    def modified(self) -> bool:
+        return bool(self.committed)
+
+    def __repr__(self) -> str:
+        return f"<InstanceState of {self.mapper.class_.__name__} key={self.key!r}>"
+
+
+def instance_state(obj: object) -> InstanceState:
+    """The state of a mapped object, created on first need (e.g. a custom ``__init__``)."""
+    try:
+        return obj.__dict__[STATE_ATTR]  # type: ignore[no-any-return]
+    except KeyError:
+        pass
+    except AttributeError:
+        raise _not_mapped(obj) from None
+    from .mapper import mapper_of_class
+
+    mapper = mapper_of_class(type(obj))
+    if mapper is None:
+        raise _not_mapped(obj)
+    state = InstanceState(obj, mapper)
+    obj.__dict__[STATE_ATTR] = state
+    return state
+
+
+def _not_mapped(obj: object) -> Exception:
+    from ..exc import InvalidRequestError
+
+    return InvalidRequestError(
+        f"{obj!r} is not an instance of a mapped class; map its class by subclassing "
+        "a DeclarativeBase"
+    )

@@ -1,0 +1,400 @@
+"""Explicit eager loading: ``selectinload``, ``joinedload``, ``raiseload``, chained.
+
+Relationships are never loaded on attribute access; these options (or a relationship's
+``lazy="selectin"``/``"joined"`` default, or ``session.refresh(obj, [name])``) load them
+together with the query that loads their parents.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._sql.elements import UnaryExpression, and_
+from .._sql.selectable import select
+from ..exc import ArgumentError
+from .relationships import (
+    MANY_TO_MANY,
+    MANY_TO_ONE,
+    Relationship,
+    RelationshipAttribute,
+    configure_mappers,
+)
+from .state import NO_VALUE, instance_state
+
+if TYPE_CHECKING:
+    from .session import AsyncSession
+
+#: Keys per ``IN`` list. PostgreSQL binds the list as one array, so this only bounds SQLite,
+#: whose default limit is 32766 variables per statement.
+SELECTIN_CHUNK = 30_000
+
+
+@dataclass(frozen=True)
+class _Step:
+    relationship: Relationship[Any]
+    strategy: str  # "selectin" | "joined" | "raise"
+    innerjoin: bool = False
+
+
+class LoaderOption:
+    """A path of relationships and how to load each: ``selectinload(A.b).joinedload(B.c)``."""
+
+    def __init__(self, steps: tuple[_Step, ...]) -> None:
+        self.steps = steps
+
+    @property
+    def _cache_key(self) -> tuple[Any, ...]:
+        return tuple(
+            ("loader", id(step.relationship), step.strategy, step.innerjoin) for step in self.steps
+        )
+
+    def _then(self, attribute: Any, strategy: str, innerjoin: bool = False) -> LoaderOption:
+        step = _step(attribute, strategy, innerjoin)
+        previous = self.steps[-1].relationship
+        if step.relationship.parent is not previous.target:
+            raise ArgumentError(
+                f"{attribute!r} does not start from {previous.target.class_.__name__}, where "
+                f"{previous!r} leads"
+            )
+        return LoaderOption((*self.steps, step))
+
+    def selectinload(self, attribute: Any) -> LoaderOption:
+        return self._then(attribute, "selectin")
+
+    def joinedload(self, attribute: Any, *, innerjoin: bool = False) -> LoaderOption:
+        return self._then(attribute, "joined", innerjoin)
+
+    def raiseload(self, attribute: Any) -> LoaderOption:
+        return self._then(attribute, "raise")
+
+    def __repr__(self) -> str:
+        return " -> ".join(f"{s.strategy}({s.relationship!r})" for s in self.steps)
+
+
+def _step(attribute: Any, strategy: str, innerjoin: bool = False) -> _Step:
+    if not isinstance(attribute, RelationshipAttribute):
+        raise ArgumentError(
+            f"loader options take relationship attributes such as User.addresses, not {attribute!r}"
+        )
+    attribute.prop.ensure_configured()
+    return _Step(attribute.prop, strategy, innerjoin)
+
+
+def selectinload(attribute: Any) -> LoaderOption:
+    """Load this relationship with one extra ``SELECT … WHERE key IN (…)`` per batch."""
+    return LoaderOption((_step(attribute, "selectin"),))
+
+
+def joinedload(attribute: Any, *, innerjoin: bool = False) -> LoaderOption:
+    """Load this relationship in the same query, through a LEFT OUTER (or inner) JOIN."""
+    return LoaderOption((_step(attribute, "joined", innerjoin),))
+
+
+def raiseload(attribute: Any) -> LoaderOption:
+    """Leave this relationship unloaded (the default): reading it raises."""
+    return LoaderOption((_step(attribute, "raise"),))
+
+
+# -- the plan for one query -------------------------------------------------------------------
+
+
+def effective_steps(entity_mapper: Any, options: Sequence[Any]) -> list[tuple[_Step, ...]]:
+    """The loader paths for an entity: explicit options plus relationships' defaults."""
+    paths: list[tuple[_Step, ...]] = [
+        option.steps
+        for option in options
+        if isinstance(option, LoaderOption) and option.steps[0].relationship.parent is entity_mapper
+    ]
+    explicit = {id(path[0].relationship) for path in paths}
+    for relationship in entity_mapper.relationships.values():
+        if relationship.lazy in ("selectin", "joined") and id(relationship) not in explicit:
+            paths.append((_Step(relationship, relationship.lazy, relationship.innerjoin),))
+    return paths
+
+
+def add_joined_loads(
+    statement: Any, mapper: Any, paths: list[tuple[_Step, ...]]
+) -> tuple[Any, list[tuple[Relationship[Any], tuple[int, int], bool]]]:
+    """Add JOINs and columns for the first step of each joined path.
+
+    Returns the new statement and, per joined relationship, the span of its columns.
+    """
+    joined: list[tuple[Relationship[Any], tuple[int, int], bool]] = []
+    for path in paths:
+        step = path[0]
+        if step.strategy != "joined":
+            continue
+        relationship = step.relationship
+        target_alias = relationship.target.table.alias()
+        if relationship.direction == MANY_TO_MANY:
+            assert relationship.secondary is not None
+            secondary_alias = relationship.secondary.alias()
+            on_secondary = and_(
+                *(ref == secondary_alias.c[sec.key] for ref, sec in relationship.secondary_pairs)
+            )
+            on_target = and_(
+                *(
+                    target_alias.c[ref.key] == secondary_alias.c[sec.key]
+                    for ref, sec in relationship.secondary_target_pairs
+                )
+            )
+            if step.innerjoin:
+                statement = statement.join(secondary_alias, on_secondary).join(
+                    target_alias, on_target
+                )
+            else:
+                statement = statement.outerjoin(secondary_alias, on_secondary).outerjoin(
+                    target_alias, on_target
+                )
+        else:
+            if relationship.direction == MANY_TO_ONE:
+                onclause = and_(*(target_alias.c[ref.key] == fk for ref, fk in relationship.pairs))
+            else:
+                onclause = and_(*(ref == target_alias.c[fk.key] for ref, fk in relationship.pairs))
+            statement = (
+                statement.join(target_alias, onclause)
+                if step.innerjoin
+                else statement.outerjoin(target_alias, onclause)
+            )
+        before = len(statement._raw_columns)
+        statement = statement.add_columns(target_alias)
+        span = statement._entity_spans[before]
+        if relationship.order_by and relationship.uselist:
+            statement = statement.order_by(
+                *(_aliased_order(item, target_alias) for item in relationship.order_by)
+            )
+        joined.append((relationship, span, True))
+    return statement, joined
+
+
+def _aliased_order(item: Any, alias: Any) -> Any:
+    """The relationship's ORDER BY, moved onto the joined alias of the target table."""
+    element = item.__clause_element__() if hasattr(item, "__clause_element__") else item
+    if isinstance(element, UnaryExpression):
+        inner = alias.corresponding_column(element.element)
+        if inner is not None:
+            return UnaryExpression(inner, operator=element.operator, modifier=element.modifier)
+        return element
+    column = alias.corresponding_column(element)
+    return element if column is None else column
+
+
+def populate_joined(
+    parent: Any,
+    child: Any,
+    relationship: Relationship[Any],
+    seen: dict[tuple[int, str], bool],
+    populate: bool,
+) -> None:
+    """Put one joined row's child into its parent's collection (or scalar slot).
+
+    The first row of a parent decides whether this result fills the relationship: it does
+    unless the relationship is already loaded (or has unflushed changes) and
+    ``populate_existing`` is off.
+    """
+    if parent is None:
+        return
+    key = relationship.key
+    mark = (id(parent), key)
+    filling = seen.get(mark)
+    values = parent.__dict__
+    if filling is None:
+        state = instance_state(parent)
+        filling = populate or key not in values
+        if state.committed and key in state.committed:
+            filling = False
+        seen[mark] = filling
+        if filling:
+            values[key] = relationship._new_collection(parent, ()) if relationship.uselist else None
+            if state.expired is not None:
+                state.expired.discard(key)
+    if not filling or child is None:
+        return
+    if relationship.uselist:
+        collection = values[key]
+        if not any(existing is child for existing in collection):
+            collection._load_quietly([child])
+    else:
+        values[key] = child
+
+
+# -- selectin loading ---------------------------------------------------------------------------
+
+
+async def load_relationship(
+    session: AsyncSession, relationship: Relationship[Any], objects: Sequence[Any], *, refresh: bool
+) -> list[Any]:
+    """Load ``relationship`` for ``objects`` with IN queries; returns the related objects."""
+    configure_mappers()
+    targets = [
+        obj for obj in objects if obj is not None and (refresh or _needs_load(obj, relationship))
+    ]
+    if not targets:
+        return _related_of(objects, relationship)
+    if relationship.direction == MANY_TO_ONE:
+        await _load_many_to_one(session, relationship, targets, refresh)
+    elif relationship.direction == MANY_TO_MANY:
+        await _load_many_to_many(session, relationship, targets)
+    else:
+        await _load_one_to_many(session, relationship, targets)
+    return _related_of(objects, relationship)
+
+
+def _needs_load(obj: Any, relationship: Relationship[Any]) -> bool:
+    return relationship.key not in obj.__dict__
+
+
+def _related_of(objects: Sequence[Any], relationship: Relationship[Any]) -> list[Any]:
+    related: dict[int, Any] = {}
+    for obj in objects:
+        if obj is None:
+            continue
+        for item in relationship.loaded_related(obj):
+            related[id(item)] = item
+    return list(related.values())
+
+
+def _chunks(values: list[Any]) -> list[list[Any]]:
+    return [values[i : i + SELECTIN_CHUNK] for i in range(0, len(values), SELECTIN_CHUNK)]
+
+
+def _single_pair(relationship: Relationship[Any]) -> None:
+    if len(relationship.pairs) != 1 and relationship.direction != MANY_TO_MANY:
+        raise ArgumentError(
+            f"selectin loading of {relationship!r} over a composite foreign key is not "
+            "supported; use joinedload()"
+        )
+
+
+async def _load_one_to_many(
+    session: AsyncSession, relationship: Relationship[Any], parents: list[Any]
+) -> None:
+    _single_pair(relationship)
+    ref_key = relationship.ref_keys()[0]
+    fk_column = relationship.pairs[0][1]
+    fk_key = relationship.fk_keys()[0]
+    keys = list({v: None for p in parents if (v := _value(p, ref_key)) is not None})
+    grouped: dict[Any, list[Any]] = defaultdict(list)
+    for chunk in _chunks(keys):
+        statement = select(relationship.target.class_).where(fk_column.in_(chunk))
+        if relationship.order_by:
+            statement = statement.order_by(*relationship.order_by)
+        for child in await _objects(session, statement):
+            grouped[child.__dict__.get(fk_key)].append(child)
+    for parent in parents:
+        children = grouped.get(_value(parent, ref_key), [])
+        if relationship.uselist:
+            _set_loaded(parent, relationship, relationship._new_collection(parent, children))
+        else:  # one-to-one
+            _set_loaded(parent, relationship, children[0] if children else None)
+
+
+async def _load_many_to_one(
+    session: AsyncSession, relationship: Relationship[Any], children: list[Any], refresh: bool
+) -> None:
+    _single_pair(relationship)
+    ref_column = relationship.pairs[0][0]
+    ref_key = relationship.ref_keys()[0]
+    fk_key = relationship.fk_keys()[0]
+    wanted = list({v: None for c in children if (v := _value(c, fk_key)) is not None})
+    found: dict[Any, Any] = {}
+    missing = []
+    target = relationship.target
+    by_pk = [ref_key] == list(target.pk_keys)
+    for value in wanted:
+        obj = session._identity_map.get(target.identity_key((value,))) if by_pk else None
+        if obj is not None and not refresh and not instance_state(obj).expired:
+            found[value] = obj
+        else:
+            missing.append(value)
+    for chunk in _chunks(missing):
+        statement = select(target.class_).where(ref_column.in_(chunk))
+        for obj in await _objects(session, statement):
+            found[obj.__dict__.get(ref_key)] = obj
+    for child in children:
+        _set_loaded(child, relationship, found.get(_value(child, fk_key)))
+
+
+async def _load_many_to_many(
+    session: AsyncSession, relationship: Relationship[Any], parents: list[Any]
+) -> None:
+    if len(relationship.secondary_pairs) != 1:
+        raise ArgumentError(f"selectin loading of {relationship!r} needs single-column keys")
+    parent_ref, secondary_parent = relationship.secondary_pairs[0]
+    parent_key = relationship.parent.key_of_column(parent_ref)
+    target = relationship.target
+    on_target = and_(*(ref == sec for ref, sec in relationship.secondary_target_pairs))
+    keys = list({v: None for p in parents if (v := _value(p, parent_key)) is not None})
+    grouped: dict[Any, list[Any]] = defaultdict(list)
+    for chunk in _chunks(keys):
+        statement = (
+            select(target.class_, secondary_parent)
+            .join(relationship.secondary, on_target)
+            .where(secondary_parent.in_(chunk))
+        )
+        if relationship.order_by:
+            statement = statement.order_by(*relationship.order_by)
+        result = await _execute(session, statement)
+        for obj, owner in result.all():
+            grouped[owner].append(obj)
+    for parent in parents:
+        items = grouped.get(_value(parent, parent_key), [])
+        _set_loaded(parent, relationship, relationship._new_collection(parent, items))
+
+
+def _value(obj: Any, key: str) -> Any:
+    value = obj.__dict__.get(key, NO_VALUE)
+    if value is NO_VALUE:
+        state = instance_state(obj)
+        if state.key is not None and key in state.mapper.pk_keys:
+            return state.key[1][state.mapper.pk_keys.index(key)]
+        return None
+    return value
+
+
+def _set_loaded(obj: Any, relationship: Relationship[Any], value: Any) -> None:
+    state = instance_state(obj)
+    if state.committed and relationship.key in state.committed:
+        return  # unflushed changes to this relationship win over the database's view
+    obj.__dict__[relationship.key] = value
+    if state.expired is not None:
+        state.expired.discard(relationship.key)
+
+
+async def _execute(session: AsyncSession, statement: Any) -> Any:
+    from .loading import execute_orm_select
+
+    return await execute_orm_select(session, statement, None)
+
+
+async def _objects(session: AsyncSession, statement: Any) -> list[Any]:
+    result = await _execute(session, statement)
+    return [row[0] for row in result.all()]
+
+
+async def run_selectin_paths(
+    session: AsyncSession, objects: list[Any], paths: list[tuple[_Step, ...]], depth: int = 0
+) -> None:
+    """After a query: load each selectin step for ``objects``, then the steps below it."""
+    if not objects or depth > 50:
+        return
+    for path in paths:
+        step = path[0]
+        if step.strategy == "raise":
+            continue
+        if step.strategy == "selectin" or (step.strategy == "joined" and depth > 0):
+            # Only the first joined step rides on the parent's query; deeper ones use IN.
+            related = await load_relationship(session, step.relationship, objects, refresh=False)
+        else:  # joined: already loaded by the query; continue down the path
+            related = _related_of(objects, step.relationship)
+        below = [path[1:]] if len(path) > 1 else []
+        target = step.relationship.target
+        default_paths = (
+            [p for p in effective_steps(target, ()) if p[0].strategy == "selectin"]
+            if depth < 10
+            else []
+        )
+        await run_selectin_paths(session, related, [*below, *default_paths], depth + 1)

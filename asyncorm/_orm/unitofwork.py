@@ -1,0 +1,309 @@
+"""Flush planning: a pure function from the session's changes to ordered statement batches.
+
+Nothing here does I/O, so the plan can be tested by itself; ``persistence`` runs it. States
+are not touched either: they move to persistent/deleted only after every batch succeeded,
+which is what lets a failed flush leave pending objects pending.
+
+Values the database has not generated yet (a new parent's key that a new child's foreign
+key needs) appear in the plan as ``Deferred(state, key)`` and are resolved by
+``persistence`` from the rows it has already inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .state import NO_VALUE, InstanceState
+
+if TYPE_CHECKING:
+    from .._sql.schema import Column, Table
+    from .mapper import Mapper
+
+
+@dataclass(frozen=True, eq=False)
+class Deferred:
+    """The value of ``key`` on the object of ``state``, known once it is inserted."""
+
+    state: InstanceState
+    key: str
+
+    # By identity: hashing the state (a weak reference) would hash the user's object.
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Deferred) and other.state is self.state and other.key == self.key
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.state), self.key))
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.state.mapper.class_.__name__}.{self.key})"
+
+
+@dataclass
+class InsertBatch:
+    """Rows of one table with the same set of given columns: one statement, one round trip."""
+
+    mapper: Mapper
+    keys: tuple[str, ...]  # attribute keys given, in table order
+    returning: tuple[str, ...]  # attribute keys the database generates
+    states: list[InstanceState] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # attribute key -> value
+
+
+@dataclass
+class UpdateBatch:
+    """Rows of one table changing the same set of columns, found by their old key."""
+
+    mapper: Mapper
+    keys: tuple[str, ...]
+    states: list[InstanceState] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@dataclass
+class AssociationBatch:
+    """Many-to-many link rows to add to / remove from a secondary table.
+
+    Both sides of a ``back_populates`` pair report the same link; it is kept once.
+    """
+
+    table: Table
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[dict[str, Any]] = field(default_factory=list)
+    _seen: set[tuple[bool, tuple[tuple[str, Any], ...]]] = field(default_factory=set)
+
+    def add(self, rows: list[dict[str, Any]], *, delete: bool) -> None:
+        for row in rows:
+            marker = (delete, tuple(sorted(row.items())))
+            if marker not in self._seen:
+                self._seen.add(marker)
+                (self.deletes if delete else self.inserts).append(row)
+
+
+@dataclass
+class DeleteBatch:
+    mapper: Mapper
+    states: list[InstanceState] = field(default_factory=list)
+    identities: list[tuple[Any, ...]] = field(default_factory=list)
+    #: secondary-table rows that reference the deleted rows: (table, column key)
+    association_columns: list[tuple[Table, str, str]] = field(default_factory=list)
+
+
+Batch = InsertBatch | UpdateBatch | AssociationBatch | DeleteBatch
+
+
+@dataclass
+class FlushPlan:
+    batches: list[Batch]
+
+    def __bool__(self) -> bool:
+        return bool(self.batches)
+
+
+@dataclass
+class FlushChanges:
+    """The session's changes as the planner takes them."""
+
+    new: list[InstanceState]
+    dirty: list[InstanceState]
+    deleted: list[InstanceState]
+    #: foreign key values that follow from relationships, per state
+    assignments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: foreign keys to set by an UPDATE after the inserts (cycles, ``post_update=True``)
+    post_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    associations: dict[int, AssociationBatch] = field(default_factory=dict)
+    states: dict[int, InstanceState] = field(default_factory=dict)
+
+
+def sort_tables(tables: Iterable[Table]) -> list[Table]:
+    """Parents before children, by foreign keys; a stable order otherwise."""
+    pending = list({id(t): t for t in tables}.values())
+    names = {id(table) for table in pending}
+    ordered: list[Table] = []
+    placed: set[int] = set()
+    while pending:
+        progress = False
+        for table in list(pending):
+            parents = {
+                id(fk.column.table)
+                for fk in table.foreign_keys
+                if id(fk.column.table) in names and fk.column.table is not table
+            }
+            if parents <= placed:
+                ordered.append(table)
+                placed.add(id(table))
+                pending.remove(table)
+                progress = True
+        if not progress:
+            # A cycle between tables: keep the declared order; relationships in the cycle
+            # need post_update=True so one side's key is set by a later UPDATE.
+            ordered.extend(pending)
+            break
+    return ordered
+
+
+def default_value(column: Column[Any], kind: str) -> Any:
+    generator = column.default if kind == "default" else column.onupdate
+    if generator is None:
+        return NO_VALUE
+    value = generator.arg
+    if callable(value):
+        try:
+            return value()
+        except TypeError:
+            return value(None)
+    return value
+
+
+def _values(state: InstanceState) -> dict[str, Any]:
+    obj = state.strong if state.strong is not None else state()
+    return obj.__dict__ if obj is not None else {}
+
+
+def _depth(state: InstanceState, row: dict[str, Any], rows: dict[int, dict[str, Any]]) -> int:
+    """How many new rows of the same table this row's keys wait for (self-referential)."""
+    depth = 0
+    seen = {id(state)}
+    current = row
+    while True:
+        parent = next(
+            (
+                v.state
+                for v in current.values()
+                if isinstance(v, Deferred) and v.state.mapper.table is state.mapper.table
+            ),
+            None,
+        )
+        if parent is None or id(parent) in seen or id(parent) not in rows:
+            return depth
+        seen.add(id(parent))
+        depth += 1
+        current = rows[id(parent)]
+
+
+def plan_flush(changes: FlushChanges) -> FlushPlan:
+    """Inserts parent-first, updates, link rows, then deletes child-first, in batches."""
+    new_rows: dict[int, dict[str, Any]] = {}
+    for state in changes.new:
+        mapper = state.mapper
+        values = _values(state)
+        assigned = changes.assignments.get(id(state), {})
+        row: dict[str, Any] = {}
+        for key, column in mapper.columns.items():
+            value = assigned.get(key, values.get(key, NO_VALUE))
+            if value is NO_VALUE:
+                value = default_value(column, "default")
+                if value is NO_VALUE:
+                    continue
+            row[key] = value
+        new_rows[id(state)] = row
+
+    inserts: dict[tuple[Any, ...], InsertBatch] = {}
+    for state in changes.new:
+        mapper = state.mapper
+        row = new_rows[id(state)]
+        keys = tuple(row)
+        depth = _depth(state, row, new_rows)
+        batch = inserts.get((mapper, keys, depth))
+        if batch is None:
+            returning = tuple(
+                key
+                for key, column in mapper.columns.items()
+                if key not in row and (column.primary_key or column.server_default is not None)
+            )
+            batch = inserts[(mapper, keys, depth)] = InsertBatch(mapper, keys, returning)
+        batch.states.append(state)
+        batch.rows.append(row)
+
+    updates: dict[tuple[Any, ...], UpdateBatch] = {}
+
+    def add_update(state: InstanceState, changed: dict[str, Any], phase: int) -> None:
+        mapper = state.mapper
+        if phase == 0:
+            for key, column in mapper.columns.items():
+                if key not in changed and column.onupdate is not None:
+                    changed[key] = default_value(column, "onupdate")
+        keys = tuple(changed)
+        batch = updates.get((phase, mapper, keys))
+        if batch is None:
+            batch = updates[(phase, mapper, keys)] = UpdateBatch(mapper, keys)
+        batch.states.append(state)
+        batch.rows.append(changed)
+        if state.key is not None:
+            batch.identities.append(state.key[1])
+        else:
+            batch.identities.append(tuple(Deferred(state, key) for key in mapper.pk_keys))
+
+    deleted_ids = {id(state) for state in changes.deleted}
+    dirty_ids = {id(s) for s in changes.dirty}
+    candidates = list(changes.dirty) + [
+        changes.states[i]
+        for i in changes.assignments
+        if i not in dirty_ids and i not in new_rows and i not in deleted_ids
+    ]
+    for state in candidates:
+        if state.key is None or id(state) in deleted_ids:
+            continue
+        mapper = state.mapper
+        values = _values(state)
+        committed = state.committed or {}
+        changed = {key: values[key] for key in mapper.columns if key in committed and key in values}
+        for key, value in changes.assignments.get(id(state), {}).items():
+            if isinstance(value, Deferred) or values.get(key, NO_VALUE) != value or key in changed:
+                changed[key] = value
+        if changed:
+            add_update(state, changed, 0)
+
+    for state_id, values in changes.post_updates.items():
+        if state_id in deleted_ids:
+            continue
+        add_update(changes.states[state_id], dict(values), 1)
+
+    deletes: dict[Mapper, DeleteBatch] = {}
+    for state in changes.deleted:
+        mapper = state.mapper
+        batch_d = deletes.get(mapper)
+        if batch_d is None:
+            batch_d = deletes[mapper] = DeleteBatch(mapper)
+            for relationship in mapper.relationships.values():
+                if relationship.owns_secondary_rows():
+                    assert relationship.secondary is not None
+                    for ref, sec in relationship.secondary_pairs:
+                        batch_d.association_columns.append(
+                            (relationship.secondary, sec.key, mapper.key_of_column(ref))
+                        )
+        assert state.key is not None
+        batch_d.states.append(state)
+        batch_d.identities.append(state.key[1])
+
+    tables = sort_tables(
+        [b.mapper.table for b in inserts.values()]
+        + [b.mapper.table for b in updates.values()]
+        + [m.table for m in deletes]
+    )
+    rank = {id(table): position for position, table in enumerate(tables)}
+    batches: list[Batch] = []
+    batches.extend(
+        batch
+        for (_, _, depth), batch in sorted(
+            inserts.items(), key=lambda item: (rank[id(item[1].mapper.table)], item[0][2])
+        )
+    )
+    batches.extend(
+        batch
+        for (phase, _, _), batch in sorted(
+            updates.items(), key=lambda item: (item[0][0], rank[id(item[1].mapper.table)])
+        )
+    )
+    batches.extend(
+        batch for batch in changes.associations.values() if batch.inserts or batch.deletes
+    )
+    ordered_deletes: list[DeleteBatch] = sorted(
+        deletes.values(), key=lambda batch: -rank[id(batch.mapper.table)]
+    )
+    batches.extend(ordered_deletes)
+    return FlushPlan(batches)

@@ -1,0 +1,1 @@
+"""The SQL expression language: types, schema, expressions, statements, compiler. No I/O."""

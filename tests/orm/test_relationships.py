@@ -1,0 +1,433 @@
+"""Relationships on both databases: kinds, cascades, loaders, and the no-lazy-load rule."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import asyncorm
+from asyncorm import (
+    AsyncEngine,
+    AsyncSession,
+    Column,
+    DeclarativeBase,
+    ForeignKey,
+    Mapped,
+    String,
+    Table,
+    func,
+    joinedload,
+    mapped_column,
+    relationship,
+    select,
+    selectinload,
+)
+from asyncorm import exc as sa_exc
+
+from ..conftest import Database
+
+pytestmark = pytest.mark.anyio
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+post_tags = Table(
+    "post_tags",
+    Base.metadata,
+    Column("post_id", ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Author(Base):
+    __tablename__ = "authors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    posts: Mapped[list[Post]] = relationship(
+        back_populates="author", cascade="all, delete-orphan", order_by="Post.id"
+    )
+    profile: Mapped[Profile | None] = relationship(
+        back_populates="author", uselist=False, cascade="all, delete-orphan"
+    )
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bio: Mapped[str]
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"), unique=True)
+    author: Mapped[Author] = relationship(back_populates="profile")
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("authors.id"))
+    author: Mapped[Author | None] = relationship(back_populates="posts")
+    tags: Mapped[list[Tag]] = relationship(
+        secondary=post_tags, back_populates="posts", order_by="Tag.name"
+    )
+    comments: Mapped[list[Comment]] = relationship(
+        back_populates="post", cascade="all", passive_deletes=True
+    )
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(30), unique=True)
+    posts: Mapped[list[Post]] = relationship(secondary=post_tags, back_populates="tags")
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str]
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    post: Mapped[Post] = relationship(back_populates="comments")
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))
+    parent: Mapped[Node | None] = relationship(back_populates="children", remote_side="Node.id")
+    children: Mapped[list[Node]] = relationship(back_populates="parent", order_by="Node.id")
+
+
+class Loose(Base):
+    """A parent without delete-orphan: removed children keep living, unlinked."""
+
+    __tablename__ = "loose"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    items: Mapped[list[LooseItem]] = relationship(back_populates="owner", lazy="selectin")
+
+
+class LooseItem(Base):
+    __tablename__ = "loose_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("loose.id"))
+    owner: Mapped[Loose | None] = relationship(back_populates="items")
+
+
+@pytest.fixture
+async def engine(db: Database) -> AsyncIterator[AsyncEngine]:
+    engine = db.make_engine()
+    await Base.metadata.create_all(engine)
+    yield engine
+
+
+def statement_log(engine: AsyncEngine) -> list[str]:
+    log: list[str] = []
+    asyncorm.event.listen(
+        engine, "before_execute", lambda conn, stmt, params: log.append(str(stmt))
+    )
+    return log
+
+
+async def test_back_populates_keeps_both_sides_in_step() -> None:
+    author = Author(name="a")
+    post = Post(title="p")
+    post.author = author
+    assert author.posts == [post]
+    other = Author(name="b")
+    other.posts.append(post)
+    assert post.author is other and author.posts == []
+    tag = Tag(name="t")
+    post.tags.append(tag)
+    assert tag.posts == [post]
+    post.tags.remove(tag)
+    assert tag.posts == []
+
+
+async def test_one_to_many_fk_from_generated_key(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        author = Author(name="ann", posts=[Post(title="one"), Post(title="two")])
+        session.add(author)  # save-update cascade adds the posts
+        await session.flush()
+        assert all(p.author_id == author.id for p in author.posts)
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        loaded = await session.scalar(select(Author).options(selectinload(Author.posts)))
+        assert loaded is not None
+        assert [p.title for p in loaded.posts] == ["one", "two"]
+
+
+async def test_many_to_one_assignment_sets_fk(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        author = Author(name="bob")
+        post = Post(title="p", author=author)
+        session.add(post)
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        post = await session.scalar(select(Post).options(joinedload(Post.author)))
+        assert post is not None and post.author is not None and post.author.name == "bob"
+        new_author = Author(name="carl")
+        post.author = new_author
+        await session.commit()
+        await session.refresh(post)
+        assert post.author_id == new_author.id
+
+
+async def test_unloaded_relationship_raises_with_the_fix(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(Author(name="ann", posts=[Post(title="x")]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(select(Author))
+        assert author is not None
+        with pytest.raises(sa_exc.UnloadedAttributeError, match=r"selectinload\(Author.posts\)"):
+            _ = author.posts
+        await session.refresh(author, ["posts"])
+        assert [p.title for p in author.posts] == ["x"]
+        post = author.posts[0]
+        # The many-to-one target is already in the identity map: readable without I/O.
+        assert post.author is author
+
+
+async def test_loaded_empty_collection_is_empty_list(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(Author(name="lonely"))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(select(Author).options(selectinload(Author.posts)))
+        assert author is not None and author.posts == []
+        author2 = await session.scalar(
+            select(Author)
+            .options(joinedload(Author.posts))
+            .execution_options(populate_existing=True)
+        )
+        assert author2 is author and author.posts == []
+
+
+async def test_one_to_one(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        author = Author(name="ann", profile=Profile(bio="hi"))
+        session.add(author)
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(select(Author).options(selectinload(Author.profile)))
+        assert author is not None and author.profile is not None and author.profile.bio == "hi"
+        assert author.profile.author is author
+        author.profile = None  # delete-orphan: the old profile is deleted
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Profile)) == 0
+
+
+async def test_many_to_many_add_remove(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        python, sql = Tag(name="python"), Tag(name="sql")
+        post = Post(title="p", tags=[python, sql])
+        session.add(post)
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        post = await session.scalar(select(Post).options(selectinload(Post.tags)))
+        assert post is not None and [t.name for t in post.tags] == ["python", "sql"]
+        post.tags.remove(post.tags[0])
+        post.tags.append(Tag(name="async"))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        post = await session.scalar(select(Post).options(joinedload(Post.tags)))
+        assert post is not None and [t.name for t in post.tags] == ["async", "sql"]
+        tag = await session.scalar(
+            select(Tag).where(Tag.name == "sql").options(selectinload(Tag.posts))
+        )
+        assert tag is not None and tag.posts == [post]
+        await session.delete(post)  # its link rows go with it
+        await session.commit()
+        rows = await session.scalar(select(func.count()).select_from(post_tags))
+        assert rows == 0
+
+
+async def test_delete_orphan_and_delete_cascade(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(Author(name="ann", posts=[Post(title="a"), Post(title="b")]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(select(Author).options(selectinload(Author.posts)))
+        assert author is not None
+        orphan = author.posts.pop(0)
+        await session.commit()
+        assert asyncorm.inspect(orphan).detached
+        assert (await session.scalars(select(Post.title))).all() == ["b"]
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(select(Author))
+        statements = statement_log(engine)
+        await session.delete(author)  # loads the posts it cascades to: its only I/O
+        assert len(statements) == 2  # the posts, and the profile
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 0
+        assert await session.scalar(select(func.count()).select_from(Author)) == 0
+
+
+async def test_removed_child_without_orphan_cascade_is_unlinked(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(Loose(id=1, items=[LooseItem(id=1), LooseItem(id=2)]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        owner = await session.get(Loose, 1)  # lazy="selectin": loaded with every query
+        assert owner is not None and [i.id for i in owner.items] == [1, 2]
+        owner.items.remove(owner.items[0])
+        await session.commit()
+        rows = (
+            await session.execute(select(LooseItem.id, LooseItem.owner_id).order_by(LooseItem.id))
+        ).all()
+        assert [tuple(r) for r in rows] == [(1, None), (2, 1)]
+
+
+async def test_passive_deletes_leave_it_to_the_database(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(Post(title="p", comments=[Comment(text="c1"), Comment(text="c2")]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        post = await session.scalar(select(Post))
+        statements = statement_log(engine)
+        await session.delete(post)
+        assert statements == []  # passive_deletes: nothing loaded
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Comment)) == 0
+
+
+async def test_self_referential_tree_three_levels(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        root = Node(name="root")
+        child = Node(name="child", parent=root)
+        Node(name="grandchild", parent=child)
+        session.add(root)
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        root = await session.scalar(
+            select(Node)
+            .where(Node.parent_id.is_(None))
+            .options(selectinload(Node.children).selectinload(Node.children))
+        )
+        assert root is not None
+        assert [c.name for c in root.children] == ["child"]
+        assert [g.name for g in root.children[0].children] == ["grandchild"]
+        assert root.children[0].children[0].parent is root.children[0]
+
+
+async def test_selectinload_and_joinedload_statement_counts(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add_all(
+            [
+                Author(name=f"a{i}", posts=[Post(title=f"p{i}-{j}") for j in range(3)])
+                for i in range(1000)
+            ]
+        )
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        statements = statement_log(engine)
+        authors = (await session.scalars(select(Author).options(selectinload(Author.posts)))).all()
+        assert len(statements) == 2
+        assert len(authors) == 1000 and all(len(a.posts) == 3 for a in authors)
+    async with AsyncSession(engine) as session:
+        statements = statement_log(engine)
+        authors = (await session.scalars(select(Author).options(joinedload(Author.posts)))).all()
+        assert len(statements) == 1
+        assert len(authors) == 1000 and all(len(a.posts) == 3 for a in authors)
+        assert all([p.title for p in a.posts] == sorted(p.title for p in a.posts) for a in authors)
+
+
+async def test_chained_loaders(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(
+            Author(name="ann", posts=[Post(title="p", tags=[Tag(name="t1"), Tag(name="t2")])])
+        )
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(
+            select(Author).options(joinedload(Author.posts).selectinload(Post.tags))
+        )
+        assert author is not None
+        assert [t.name for t in author.posts[0].tags] == ["t1", "t2"]
+
+
+async def test_merge_cascades_and_expunge_cascades(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        author = Author(name="ann", posts=[Post(title="p")])
+        session.add(author)
+        await session.commit()
+        session.expunge(author)
+        assert asyncorm.inspect(author.posts[0]).detached  # expunge cascades ("all")
+    author.posts[0].title = "edited"
+    async with AsyncSession(engine) as session:
+        merged = await session.merge(author)
+        assert merged.posts[0].title == "edited"
+        await session.commit()
+        assert await session.scalar(select(Post.title)) == "edited"
+
+
+async def test_string_targets_and_ambiguous_foreign_keys() -> None:
+    class B(DeclarativeBase):
+        pass
+
+    class Place(B):
+        __tablename__ = "places"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    class Trip(B):
+        __tablename__ = "trips"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        start_id: Mapped[int] = mapped_column(ForeignKey("places.id"))
+        end_id: Mapped[int] = mapped_column(ForeignKey("places.id"))
+        start: Mapped[Place] = relationship(foreign_keys="Trip.start_id")
+        end: Mapped[Any] = relationship("Place", foreign_keys=[end_id])
+
+    asyncorm.configure_mappers()
+    assert Trip.start.prop.fk_keys() == ["start_id"]  # type: ignore[attr-defined]
+    assert Trip.end.prop.fk_keys() == ["end_id"]  # type: ignore[attr-defined]
+
+    class Bad(B):
+        __tablename__ = "bad"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        a_id: Mapped[int] = mapped_column(ForeignKey("places.id"))
+        b_id: Mapped[int] = mapped_column(ForeignKey("places.id"))
+        place: Mapped[Place] = relationship()
+
+    with pytest.raises(sa_exc.ArgumentError, match="foreign_keys"):
+        asyncorm.configure_mappers()
+
+
+async def test_post_update_cycle(db: Database) -> None:
+    class B(DeclarativeBase):
+        pass
+
+    class Person(B):
+        __tablename__ = "persons"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        # No database-level constraint: two tables referencing each other need ALTER TABLE.
+        best_pet_id: Mapped[int | None]
+        best_pet: Mapped[Any] = relationship(
+            "Pet",
+            primaryjoin="Person.best_pet_id == Pet.id",
+            foreign_keys="Person.best_pet_id",
+            post_update=True,
+        )
+        pets: Mapped[list[Any]] = relationship(
+            "Pet", back_populates="owner", foreign_keys="Pet.owner_id"
+        )
+
+    class Pet(B):
+        __tablename__ = "pets"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        owner_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+        owner: Mapped[Person | None] = relationship(back_populates="pets", foreign_keys=[owner_id])
+
+    engine = db.make_engine()
+    await B.metadata.create_all(engine)
+    async with AsyncSession(engine) as session:
+        person = Person()
+        pet = Pet(owner=person)
+        person.best_pet = pet
+        session.add(person)
+        await session.commit()
+        statement = select(Person.best_pet_id, Pet.owner_id).join(Pet, Pet.owner_id == Person.id)
+        row = (await session.execute(statement)).one()
+        assert row[0] == pet.id and row[1] == person.id

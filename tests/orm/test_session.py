@@ -1,0 +1,494 @@
+"""AsyncSession on both databases: every row of API.md §5's table, and its guarantees."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+import asyncorm
+from asyncorm import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from asyncorm import exc as sa_exc
+
+from ..conftest import Database
+from .models import Base, Note, User
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def orm_engine(db: Database) -> AsyncIterator[AsyncEngine]:
+    engine = db.make_engine()
+    await Base.metadata.create_all(engine)
+    yield engine
+
+
+async def count_users(engine: AsyncEngine) -> int:
+    """Committed rows, read on a connection of its own (so call it outside transactions:
+    a SQLite engine runs one transaction at a time)."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def test_add_flush_commit_and_identity(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        john = User(fullname="John Doe")
+        session.add(john)
+        assert john in session.new and asyncorm.inspect(john).pending
+        assert not session.in_transaction()
+        await session.flush()
+        assert session.in_transaction()
+        assert isinstance(john.id, int)
+        assert asyncorm.inspect(john).persistent
+        await session.commit()
+        assert not session.in_transaction()
+    assert await count_users(orm_engine) == 1
+
+    async with AsyncSession(orm_engine) as session:
+        u1 = (await session.scalars(select(User).where(User.id == john.id))).one()
+        u2 = (await session.scalars(select(User).where(User.id == john.id))).one()
+        assert u1 is u2
+        assert await session.get(User, john.id) is u1
+        assert u1.fullname == "John Doe"
+
+
+async def test_server_generated_values_readable_after_flush(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        notes = [Note(title=f"n{i}") for i in range(3)]
+        session.add_all(notes)
+        await session.flush()
+        assert [n.id for n in notes] == sorted(n.id for n in notes)
+        assert len({n.id for n in notes}) == 3
+        assert all(n.created is not None and n.created.tzinfo is not None for n in notes)
+        assert all(n.score == 0.0 for n in notes)  # Python-side default
+        assert len({n.token for n in notes}) == 3  # callable default, per row
+        await session.commit()
+
+
+async def test_execute_result_methods(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([User(fullname="John Doe"), User(fullname="Jane")])
+        await session.commit()
+
+        rows = (await session.execute(select(User).where(User.fullname == "John Doe"))).all()
+        assert len(rows) == 1 and isinstance(rows[0][0], User)
+        assert rows[0].User is rows[0][0]
+        pairs = (await session.execute(select(User.id, User.fullname).order_by(User.id))).all()
+        assert [p.fullname for p in pairs] == ["John Doe", "Jane"]
+        assert (await session.scalars(select(User.id).order_by(User.id))).all() == [
+            p.id for p in pairs
+        ]
+        first = (await session.execute(select(User).order_by(User.id))).first()
+        assert first is not None and first[0].fullname == "John Doe"
+        assert (await session.execute(select(User).where(User.id == -1))).first() is None
+        with pytest.raises(sa_exc.MultipleResultsFound):
+            (await session.execute(select(User))).one()
+        with pytest.raises(sa_exc.NoResultFound):
+            (await session.execute(select(User).where(User.id == -1))).one()
+        assert await session.scalar(select(User.fullname).order_by(User.id.desc())) == "Jane"
+        assert await session.scalar(select(User).where(User.id == -1)) is None
+
+
+async def test_update_marks_dirty_and_only_changed_columns(orm_engine: AsyncEngine) -> None:
+    statements: list[str] = []
+    asyncorm.event.listen(
+        orm_engine, "before_execute", lambda conn, stmt, params: statements.append(str(stmt))
+    )
+    async with AsyncSession(orm_engine) as session:
+        session.add(Note(title="a", body="b"))
+        await session.commit()
+        note = await session.scalar(select(Note).where(Note.title == "a"))
+        assert note is not None
+        note.title = "changed"
+        assert note in session.dirty
+        assert asyncorm.inspect(note).attrs["title"].history.added == ("changed",)
+        statements.clear()
+        await session.commit()
+        updates = [s for s in statements if s.startswith("UPDATE")]
+        assert len(updates) == 1 and "title" in updates[0] and "body" not in updates[0]
+    async with AsyncSession(orm_engine) as session:
+        fresh = await session.get(Note, note.id)
+        assert fresh is not None and fresh.title == "changed" and fresh.body == "b"
+
+
+async def test_value_set_back_is_not_dirty(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(User(fullname="x"))
+        await session.commit()
+        user = await session.scalar(select(User))
+        assert user is not None
+        user.fullname = "y"
+        assert user in session.dirty
+        user.fullname = "x"
+        assert user not in session.dirty
+        assert not asyncorm.inspect(user).modified
+
+
+async def test_delete(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(User(fullname="John Doe"))
+        await session.commit()
+        john = await session.scalar(select(User).where(User.fullname == "John Doe"))
+        await session.delete(john)
+        assert john in session.deleted
+        await session.flush()
+        assert asyncorm.inspect(john).deleted
+        assert john not in session
+        await session.commit()
+        assert asyncorm.inspect(john).detached
+    assert await count_users(orm_engine) == 0
+
+
+async def test_autobegin_and_autobegin_false(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        assert not session.in_transaction()
+        await session.execute(select(User))
+        assert session.in_transaction()
+    async with AsyncSession(orm_engine, autobegin=False) as session:
+        with pytest.raises(sa_exc.InvalidRequestError, match="begin"):
+            await session.execute(select(User))
+        async with session.begin():
+            session.add(User(fullname="explicit"))
+        assert not session.in_transaction()
+    assert await count_users(orm_engine) == 1
+
+
+async def test_expire_raises_and_refresh_reloads(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="John Doe")
+        session.add(user)
+        await session.commit()  # expire_on_commit
+        assert user.id is not None  # the primary key stays readable
+        with pytest.raises(sa_exc.UnloadedAttributeError, match=r"refresh\(obj, \['fullname'\]\)"):
+            _ = user.fullname
+        assert not isinstance(sa_exc.UnloadedAttributeError("x"), AttributeError)
+        assert asyncorm.inspect(user).expired_attributes == {"fullname"}
+        await session.refresh(user)
+        assert user.fullname == "John Doe"
+        session.expire(user, ["fullname"])
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            getattr(user, "fullname", None)
+        await session.commit()  # gives the connection back for the change made elsewhere
+        async with orm_engine.begin() as conn:
+            await conn.execute(update(User).values(fullname="Changed elsewhere"))
+        await session.refresh(user, ["fullname"])
+        assert user.fullname == "Changed elsewhere"
+        user.fullname = "written while expired"
+        session.expire_all()
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = user.fullname
+        session.expire(user)
+        user.fullname = "write to expired"
+        assert user in session.dirty
+
+
+async def test_refresh_of_deleted_row(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="gone")
+        session.add(user)
+        await session.commit()
+        async with orm_engine.begin() as conn:
+            await conn.execute(delete(User))
+        with pytest.raises(sa_exc.ObjectDeletedError, match="no longer exists"):
+            await session.refresh(user)
+
+
+async def test_expire_on_commit_false_keeps_objects_readable(orm_engine: AsyncEngine) -> None:
+    Session = async_sessionmaker(orm_engine, expire_on_commit=False)
+    async with Session() as session:
+        user = User(fullname="kept")
+        session.add(user)
+        await session.commit()
+        assert user.fullname == "kept"
+    assert asyncorm.inspect(user).detached
+    assert user.fullname == "kept"
+
+
+async def test_rollback_discards_changes(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        kept = User(fullname="kept")
+        session.add(kept)
+        await session.commit()
+        kept.fullname = "changed"
+        added = User(fullname="added")
+        session.add(added)
+        await session.flush()
+        await session.rollback()
+        assert asyncorm.inspect(added).transient
+        assert added.id is None or asyncorm.inspect(added).key is None
+        assert not session.in_transaction()
+        await session.refresh(kept)
+        assert kept.fullname == "kept"
+    assert await count_users(orm_engine) == 1
+
+
+async def test_expunge_and_merge(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        user = User(fullname="John Doe")
+        session.add(user)
+        await session.commit()
+        session.expunge(user)
+        assert user not in session and asyncorm.inspect(user).detached
+        user.fullname = "Edited while detached"
+        merged = await session.merge(user)
+        assert merged is not user and merged in session
+        assert merged.fullname == "Edited while detached"
+        assert merged in session.dirty
+        await session.commit()
+        again = await session.merge(User(id=merged.id, fullname="Via transient"))
+        assert again is merged
+        fresh = await session.merge(User(fullname="brand new"))
+        assert fresh in session.new
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        names = (await session.scalars(select(User.fullname).order_by(User.id))).all()
+        assert names == ["Via transient", "brand new"]
+
+
+async def test_close_detaches_and_session_is_reusable(orm_engine: AsyncEngine) -> None:
+    session = AsyncSession(orm_engine)
+    user = User(fullname="x")
+    session.add(user)
+    await session.commit()
+    await session.close()
+    assert asyncorm.inspect(user).detached
+    assert orm_engine.pool.status()["checked_out"] == 0
+    session.add(User(fullname="y"))
+    await session.commit()
+    await session.close()
+    assert await count_users(orm_engine) == 2
+
+
+async def test_get_and_get_one(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        assert await session.get(User, 12345) is None
+        with pytest.raises(sa_exc.NoResultFound):
+            await session.get_one(User, 12345)
+        user = User(fullname="g")
+        session.add(user)
+        # get autoflushes on a miss, so the pending object is found by its new key.
+        await session.flush()
+        assert await session.get(User, user.id) is user
+        assert await session.get_one(User, (user.id,)) is user
+
+
+async def test_identity_map_keeps_pending_changes(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine, autoflush=False) as session:
+        session.add(User(fullname="db value"))
+        await session.commit()
+        user = await session.scalar(select(User))
+        assert user is not None
+        user.fullname = "pending change"
+        again = await session.scalar(select(User))
+        assert again is user and user.fullname == "pending change"
+        forced = await session.scalar(select(User).execution_options(populate_existing=True))
+        assert forced is user and user.fullname == "db value"
+
+
+async def test_identity_map_is_weak(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([User(fullname=str(i)) for i in range(50)])
+        await session.commit()
+        users = (await session.scalars(select(User))).all()
+        assert len(session.identity_map) == 50
+        del users
+        gc.collect()
+        assert len(session.identity_map) == 0
+        user = await session.scalar(select(User).order_by(User.id))
+        assert user is not None
+        user.fullname = "changed"
+        del user
+        gc.collect()
+        assert len(session.identity_map) == 1  # pinned by its unflushed change
+        await session.commit()
+    assert await count_users(orm_engine) == 50
+
+
+async def test_autoflush_and_no_autoflush(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(User(fullname="auto"))
+        assert await session.scalar(select(func.count()).select_from(User)) == 1
+        with session.no_autoflush:
+            session.add(User(fullname="held"))
+            assert await session.scalar(select(func.count()).select_from(User)) == 1
+        assert await session.scalar(select(func.count()).select_from(User)) == 2
+
+
+async def test_begin_nested_rollback_restores_only_its_objects(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        outer = User(fullname="outer")
+        session.add(outer)
+        await session.flush()
+        nested = await session.begin_nested()
+        inner = User(fullname="inner")
+        session.add(inner)
+        await session.flush()
+        await nested.rollback()
+        assert asyncorm.inspect(inner).transient
+        assert asyncorm.inspect(outer).persistent and outer.fullname == "outer"
+        async with session.begin_nested():
+            session.add(User(fullname="kept savepoint"))
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        names = (await session.scalars(select(User.fullname).order_by(User.id))).all()
+        assert names == ["outer", "kept savepoint"]
+
+
+async def test_failed_flush_leaves_objects_pending_and_requires_rollback(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(User(id=1, fullname="one"))
+        await session.commit()
+        good = User(fullname="good")
+        clash = User(id=1, fullname="clash")
+        session.add_all([good, clash])
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.flush()
+        assert asyncorm.inspect(good).pending and asyncorm.inspect(clash).pending
+        assert good.id is None
+        assert not session.is_active
+        with pytest.raises(sa_exc.PendingRollbackError, match="rollback"):
+            await session.execute(select(User))
+        await session.rollback()
+        assert session.is_active
+        assert (await session.scalars(select(User.fullname))).all() == ["one"]
+    assert orm_engine.pool.status()["checked_out"] == 0
+
+
+async def test_wrong_type_is_rejected_before_sql(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(Note(title="t", score="not a number"))  # type: ignore[arg-type]
+        with pytest.raises(sa_exc.DataError, match="score"):
+            await session.flush()
+        await session.rollback()
+
+
+async def test_concurrent_use_of_one_session_is_detected(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        errors: list[BaseException] = []
+
+        async def use() -> None:
+            try:
+                await session.execute(text("SELECT 1"))
+                await session.execute(select(User))
+            except sa_exc.SessionConcurrencyError as error:
+                errors.append(error)
+
+        orig = session._get_connection
+
+        async def slow_connection():  # type: ignore[no-untyped-def]
+            await anyio.sleep(0.05)
+            return await orig()
+
+        session._get_connection = slow_connection  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(use)
+            tg.start_soon(use)
+        assert errors and "another task" in str(errors[0])
+
+
+async def test_bulk_insert_update_delete_keep_identity_map_in_step(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(User), [{"fullname": f"u{i}"} for i in range(5)])
+        users = (await session.scalars(select(User).order_by(User.id))).all()
+        assert [u.fullname for u in users] == [f"u{i}" for i in range(5)]
+        await session.execute(
+            update(User).where(User.fullname == "u1").values(fullname="one"),
+            execution_options={"synchronize_session": "evaluate"},
+        )
+        assert users[1].fullname == "one"
+        await session.execute(
+            update(User).where(User.id >= users[3].id).values(fullname="high"),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = users[3].fullname
+        await session.refresh(users[3])
+        assert users[3].fullname == "high"
+        await session.execute(delete(User).where(User.fullname == "u0"))
+        assert users[0] not in session
+        await session.execute(
+            delete(User).where(User.fullname == "high"),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert users[3] not in session and users[4] not in session
+        await session.commit()
+    assert await count_users(orm_engine) == 2
+
+
+async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:
+    Session = async_sessionmaker(orm_engine)
+    seen: list[str] = []
+
+    @asyncorm.event.listens_for(Session, "before_flush")
+    async def before_flush(session, flush_context, instances):  # type: ignore[no-untyped-def]
+        seen.append("before_flush")
+
+    asyncorm.event.listen(Session, "after_flush", lambda s, ctx: seen.append("after_flush"))
+    asyncorm.event.listen(Session, "after_commit", lambda s: seen.append("after_commit"))
+    asyncorm.event.listen(Session, "after_rollback", lambda s: seen.append("after_rollback"))
+    async with Session.begin() as session:
+        session.add(User(fullname="evented"))
+    assert seen == ["before_flush", "after_flush", "after_commit"]
+    with pytest.raises(RuntimeError):
+        async with Session.begin() as session:
+            session.add(User(fullname="rolled back"))
+            raise RuntimeError("boom")
+    assert seen[-1] == "after_rollback"
+    assert await count_users(orm_engine) == 1
+
+
+async def test_inspect_states_through_lifecycle(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="life")
+        insp = asyncorm.inspect(user)
+        assert insp.transient
+        session.add(user)
+        assert insp.pending
+        await session.flush()
+        assert insp.persistent and insp.identity == (user.id,)
+        await session.commit()
+        assert insp.expired_attributes == {"fullname"} and insp.unloaded == {"fullname"}
+        await session.refresh(user)
+        user.fullname = "new"
+        assert insp.modified
+        assert insp.attrs["fullname"].history == ((("new",), (), ("life",)))
+        await session.delete(user)
+        await session.flush()
+        assert insp.deleted
+        await session.commit()
+        assert insp.detached
+
+
+async def test_stream(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([User(fullname=f"s{i}") for i in range(25)])
+        await session.commit()
+        seen = [
+            user.fullname
+            async for user in await session.stream_scalars(select(User).order_by(User.id))
+        ]
+        assert seen == [f"s{i}" for i in range(25)]
+        rows = await session.stream(select(User.id, User.fullname).order_by(User.id))
+        assert len([row async for row in rows]) == 25
+
+
+async def test_closed_engine_misuse_and_str_statement(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        with pytest.raises(sa_exc.ArgumentError, match="text"):
+            await session.execute("SELECT 1")

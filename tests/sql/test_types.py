@@ -1,0 +1,280 @@
+"""Every type round-trips the same Python value on both databases; bad values are refused."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import uuid
+from typing import Any
+
+import pytest
+
+from asyncorm import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Time,
+    Uuid,
+    insert,
+    literal,
+    select,
+    text,
+)
+from asyncorm.exc import DataError
+
+pytestmark = pytest.mark.anyio
+
+
+class Mood(enum.Enum):
+    happy = "h"
+    sad = "s"
+    long_member_name = "l"
+
+
+TYPES: dict[str, Any] = {
+    "integer": Integer,
+    "small": SmallInteger,
+    "big": BigInteger,
+    "string": String(40),
+    "text": Text,
+    "flag": Boolean,
+    "real": Float,
+    "money": Numeric(38, 18),
+    "plain_numeric": Numeric,
+    "day": Date,
+    "stamp": DateTime,
+    "stamp_tz": DateTime(timezone=True),
+    "clock": Time,
+    "blob": LargeBinary,
+    "doc": JSON,
+    "ident": Uuid,
+    "mood": Enum(Mood),
+}
+
+EST = datetime.timezone(datetime.timedelta(hours=-5))
+VALUES: dict[str, list[Any]] = {
+    "integer": [0, -(2**31), 2**31 - 1],
+    "small": [-32768, 32767],
+    "big": [-(2**63), 2**63 - 1],
+    "string": ["", "héllo wörld ✓ 日本", 'it\'s; -- DROP TABLE t; "q" \\ %_'],
+    "text": ["x" * 10_000, "line\nbreak\ttab", "emoji 🎉"],
+    "flag": [True, False],
+    "real": [1.5, -0.0, 1e300],
+    "money": [
+        decimal.Decimal("12345678901234567890.123456789012345678"),
+        decimal.Decimal("-0.000000000000000001"),
+        decimal.Decimal("0E-18"),
+    ],
+    "plain_numeric": [decimal.Decimal("3.14159265358979323846264338327950288")],
+    "day": [datetime.date(1, 1, 1), datetime.date(2024, 2, 29), datetime.date(9999, 12, 31)],
+    "stamp": [datetime.datetime(2024, 1, 2, 3, 4, 5, 678901), datetime.datetime(1970, 1, 1)],
+    "stamp_tz": [
+        datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=EST),
+        datetime.datetime(
+            2024, 6, 1, 23, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=9))
+        ),
+        datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+    ],
+    "clock": [datetime.time(0, 0), datetime.time(23, 59, 59, 999999)],
+    "blob": [b"", b"\x00\xff binary", bytes(range(256))],
+    "doc": [{"a": [1, 2, {"b": None, "c": "ü"}], "n": 1.5}, [1, "two", [3]], {"nested": {"x": {}}}],
+    "ident": [uuid.uuid4(), uuid.UUID(int=0), uuid.UUID("12345678-1234-5678-1234-567812345678")],
+    "mood": [Mood.happy, Mood.long_member_name],
+}
+
+
+def make_table(metadata: MetaData) -> Table:
+    return Table(
+        "samples",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        *(Column(name, type_) for name, type_ in TYPES.items()),
+    )
+
+
+@pytest.fixture
+async def samples(db: Any) -> Any:
+    metadata = MetaData()
+    table = make_table(metadata)
+    engine = db.make_engine()
+    await metadata.create_all(engine)
+    return engine, table
+
+
+@pytest.mark.parametrize("column", list(TYPES))
+async def test_round_trip(samples: Any, column: str) -> None:
+    engine, table = samples
+    values = [*VALUES[column], None]
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(table), [{"id": i, column: value} for i, value in enumerate(values)]
+        )
+        result = await conn.execute(select(table.c[column]).order_by(table.c.id))
+        got = result.scalars().all()
+    for expected, actual in zip(values, got, strict=True):
+        if isinstance(expected, datetime.datetime) and expected.tzinfo is not None:
+            assert actual == expected
+            assert actual.utcoffset() == datetime.timedelta(0)
+        elif isinstance(expected, uuid.UUID):
+            assert actual == expected and isinstance(actual, uuid.UUID)
+        else:
+            assert actual == expected
+            if expected is not None:
+                assert type(actual) is type(expected), (column, type(actual))
+
+
+async def test_where_on_typed_values(samples: Any) -> None:
+    engine, table = samples
+    row = {
+        "id": 1,
+        "stamp_tz": datetime.datetime(2024, 1, 2, 3, 0, tzinfo=EST),
+        "ident": uuid.UUID(int=7),
+        "mood": Mood.sad,
+        "flag": True,
+        "day": datetime.date(2024, 5, 1),
+        "money": decimal.Decimal("1.5"),
+    }
+    async with engine.begin() as conn:
+        await conn.execute(insert(table).values(**row))
+        for column, value in row.items():
+            found = await conn.execute(select(table.c.id).where(table.c[column] == value))
+            assert found.scalars().all() == [1], column
+        in_list = await conn.execute(
+            select(table.c.id).where(table.c.mood.in_([Mood.sad, Mood.happy]))
+        )
+        assert in_list.scalars().all() == [1]
+        later = await conn.execute(
+            select(table.c.id).where(
+                table.c.stamp_tz > datetime.datetime(2024, 1, 2, 7, 59, tzinfo=datetime.UTC)
+            )
+        )
+        assert later.scalars().all() == [1]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("integer", "12", "Integer expects an int"),
+        ("integer", True, "Integer expects an int"),
+        ("integer", 2**31, "out of range"),
+        ("small", 40000, "out of range"),
+        ("big", 2**63, "out of range"),
+        ("string", 5, "expects a str"),
+        ("string", "x" * 41, "does not fit"),
+        ("string", "lone \ud800 surrogate", "surrogate"),
+        ("flag", "yes", "Boolean expects a bool"),
+        ("real", "1.5", "Float expects a float"),
+        ("money", "1.5", "expects a Decimal"),
+        ("money", decimal.Decimal("1e30"), "integer digits"),
+        ("day", datetime.datetime(2024, 1, 1), "Date expects"),
+        ("stamp", datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC), "naive"),
+        ("stamp_tz", datetime.datetime(2024, 1, 1), "aware"),
+        ("clock", "10:00", "Time expects"),
+        ("blob", "text", "LargeBinary expects bytes"),
+        ("ident", "not-a-uuid", "Uuid expects"),
+        ("mood", "angry", "not a member of Mood"),
+        ("mood", "h", "not a member of Mood"),
+    ],
+)
+async def test_wrong_values_raise_data_error_naming_the_column(
+    samples: Any, column: str, value: Any, message: str
+) -> None:
+    engine, table = samples
+    async with engine.connect() as conn:
+        with pytest.raises(DataError, match=message) as caught:
+            await conn.execute(insert(table).values(id=1, **{column: value}))
+        assert f"samples.{column}" in str(caught.value)
+        with pytest.raises(DataError, match=f"samples.{column}"):
+            await conn.execute(select(table.c.id).where(table.c[column] == value))
+
+
+async def test_nul_in_string(db: Any, samples: Any) -> None:
+    engine, table = samples
+    async with engine.begin() as conn:
+        statement = insert(table).values(id=1, string="a\x00b")
+        if db.is_postgresql:
+            with pytest.raises(DataError, match=r"samples\.string.*NUL"):
+                await conn.execute(statement)
+        else:
+            await conn.execute(statement)
+            stored = await conn.execute(select(table.c.string))
+            assert stored.scalar() == "a\x00b"
+
+
+async def test_enum_accepts_member_names(samples: Any) -> None:
+    engine, table = samples
+    async with engine.begin() as conn:
+        await conn.execute(insert(table).values(id=1, mood="sad"))
+        assert (await conn.execute(select(table.c.mood))).scalar() is Mood.sad
+
+
+async def test_literals_of_every_kind(db: Any) -> None:
+    engine = db.make_engine()
+    values = [
+        5,
+        2**40,
+        1.25,
+        "x",
+        True,
+        decimal.Decimal("1.10"),
+        datetime.date(2024, 1, 2),
+        datetime.datetime(2024, 1, 2, 3, 4, 5),
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        uuid.UUID(int=5),
+        b"\x01",
+        Mood.sad,
+    ]
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(*(literal(value) for value in values)))).one()
+    assert list(row) == values
+
+
+async def test_text_parameters_of_every_kind(db: Any) -> None:
+    engine = db.make_engine()
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT :a AS a, :b AS b, :c AS c"),
+                {"a": True, "b": decimal.Decimal("2.5"), "c": b"\x00"},
+            )
+        ).one()
+    assert row.b == decimal.Decimal("2.5") or row.b == "2.5"
+    assert bytes(row.c) == b"\x00"
+
+
+async def test_server_default_now_reads_as_aware_datetime(db: Any) -> None:
+    from asyncorm import func
+
+    metadata = MetaData()
+    events = Table(
+        "events",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("at", DateTime(timezone=True), server_default=func.now()),
+        Column("on", Date, server_default="2024-01-31"),
+        Column("label", String(30), server_default="it's -- fine"),
+    )
+    engine = db.make_engine()
+    await metadata.create_all(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(events).values(id=1))
+        row = (await conn.execute(select(events.c.at, events.c.on, events.c.label))).one()
+    now = datetime.datetime.now(datetime.UTC)
+    assert abs((now - row.at).total_seconds()) < 120
+    assert row.at.utcoffset() == datetime.timedelta(0)
+    assert row.on == datetime.date(2024, 1, 31)
+    assert row.label == "it's -- fine"
