@@ -28,6 +28,6 @@ async def test_readme_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         code = compile(
             block, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         )
-        outcome = eval(code, namespace)  # noqa: S307 - our own README
+        outcome = eval(code, namespace)
         if outcome is not None:
             await outcome

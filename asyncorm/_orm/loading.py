@@ -69,6 +69,10 @@ async def execute(
     statement = coerce_statement(statement)
     options = {**statement._execution_options, **execution_options}
     await session._autoflush()
+    if session.dispatch.has("before_execute"):
+        await session.dispatch.fire(
+            "before_execute", await session._get_connection(), statement, params
+        )
     if isinstance(statement, Update | Delete) and mapper_for_table(statement.table):
         connection = await session._get_connection()
         return await bulk.execute_update_delete(session, connection, statement, params, options)

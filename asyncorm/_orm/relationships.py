@@ -621,8 +621,8 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         super().__init__(mapper, key)
         self.prop = prop
 
-    def __clause_element__(self) -> ColumnElement[bool]:
-        """``select(User).join(User.addresses)``: the relationship's ON clause."""
+    def __join_target__(self) -> tuple[Any, ColumnElement[bool]]:
+        """``select(User).join(User.addresses)``: the target table and the ON clause."""
         self.prop.ensure_configured()
         prop = self.prop
         if prop.direction == MANY_TO_MANY:
@@ -631,7 +631,7 @@ class RelationshipAttribute(QueryableAttribute[_T]):
             )
         from .._sql.elements import and_
 
-        return and_(*(ref == fk for ref, fk in prop.pairs))
+        return prop.target.table, and_(*(ref == fk for ref, fk in prop.pairs))
 
     def _load_hint(self) -> str:
         owner = self.mapper.class_.__name__

@@ -31,9 +31,7 @@ class Deferred:
 
     # By identity: hashing the state (a weak reference) would hash the user's object.
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Deferred) and other.state is self.state and other.key == self.key
-        )
+        return isinstance(other, Deferred) and other.state is self.state and other.key == self.key
 
     def __hash__(self) -> int:
         return hash((id(self.state), self.key))

@@ -29,7 +29,9 @@ async def engine(db: Database) -> AsyncEngine:
 
 async def fill(engine: AsyncEngine, n: int = 3) -> None:
     async with engine.begin() as conn:
-        await conn.execute(INSERT, [{"id": i, "name": f"n{i}", "qty": i * 10} for i in range(1, n + 1)])
+        await conn.execute(
+            INSERT, [{"id": i, "name": f"n{i}", "qty": i * 10} for i in range(1, n + 1)]
+        )
 
 
 async def test_execute_returns_result_with_rows(engine: AsyncEngine) -> None:
@@ -57,7 +59,9 @@ async def test_execute_returns_result_with_rows(engine: AsyncEngine) -> None:
         assert (await conn.execute(ids)).scalars().all() == [1, 2, 3]
         assert await conn.scalar(ids) == 1
         assert (await conn.scalars(ids)).all() == [1, 2, 3]
-        assert (await conn.execute(text("SELECT name FROM items WHERE id = 3"))).scalar_one() == "n3"
+        assert (
+            await conn.execute(text("SELECT name FROM items WHERE id = 3"))
+        ).scalar_one() == "n3"
         assert (await conn.execute(select, {"id": 7})).scalar_one_or_none() is None
         mapped = (await conn.execute(select, {"id": 1})).mappings().one()
         assert dict(mapped) == {"id": 1, "name": "n1"}
@@ -83,7 +87,9 @@ async def test_empty_result_still_has_keys(engine: AsyncEngine) -> None:
 async def test_dml_rowcount_and_no_rows(engine: AsyncEngine) -> None:
     await fill(engine)
     async with engine.begin() as conn:
-        result = await conn.execute(text("UPDATE items SET qty = qty + 1 WHERE id >= :low"), {"low": 2})
+        result = await conn.execute(
+            text("UPDATE items SET qty = qty + 1 WHERE id >= :low"), {"low": 2}
+        )
         assert result.rowcount == 2
         assert not result.returns_rows
         with pytest.raises(exc.ResourceClosedError, match="does not return rows"):
@@ -370,7 +376,9 @@ async def test_stream(engine: AsyncEngine) -> None:
         assert (await result.first()) == (1, "n1")
         with pytest.raises(exc.ResourceClosedError):
             await result.all()
-        assert await (await conn.stream(text("SELECT id FROM items WHERE id = 3"))).scalar_one() == 3
+        assert (
+            await (await conn.stream(text("SELECT id FROM items WHERE id = 3"))).scalar_one() == 3
+        )
         one = await conn.stream(text("SELECT id FROM items WHERE id > :n"), {"n": 24})
         assert await one.one() == (25,)
 

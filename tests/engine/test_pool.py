@@ -153,9 +153,8 @@ async def test_waiters_are_served_in_arrival_order(db: Database) -> None:
     assert order == [0, 1, 2, 3, 4]
 
 
+@only_postgresql  # a SQLite engine has exactly one connection
 async def test_overflow_connections_are_closed_when_returned(db: Database) -> None:
-    if db.is_sqlite:
-        pytest.skip("a SQLite engine has exactly one connection")
     engine = db.make_engine(pool_size=1, max_overflow=2)
     pool = engine.pool
     records = [await pool.acquire() for _ in range(3)]
@@ -306,7 +305,9 @@ async def _kill(pid: int) -> None:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
         # Wait until the backend is really gone, so the test is not racing the server.
         for _ in range(100):
-            if not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            if not await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid
+            ):
                 break
             await anyio.sleep(0.01)
     finally:

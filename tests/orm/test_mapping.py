@@ -85,3 +85,56 @@ def test_inspect_transient() -> None:
     assert state.attrs["fullname"].history.added == ("x",)
     assert asyncorm.inspect(User).class_ is User
     assert isinstance(uuid.uuid4(), uuid.UUID)
+
+
+def test_table_args_naming_convention_and_mixins() -> None:
+    from asyncorm import ForeignKey, Index, MetaData, UniqueConstraint, mapped_column
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(naming_convention={"uq": "uq_%(table_name)s_%(column_0_name)s"})
+
+    class Timestamped:
+        created_by: Mapped[str | None] = mapped_column(String(20))
+
+    class Account(Timestamped, Base):
+        __tablename__ = "accounts"
+        __table_args__ = (UniqueConstraint("email"), Index("ix_accounts_name", "name"), {})
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str]
+        name: Mapped[str]
+
+    class Login(Timestamped, Base):
+        __tablename__ = "logins"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+    assert Base.metadata is Account.metadata
+    from asyncorm._sql.schema import constraint_name
+
+    unique = [c for c in Account.__table__.constraints if isinstance(c, UniqueConstraint)]
+    assert [constraint_name(c, Base.metadata.naming_convention) for c in unique] == [
+        "uq_accounts_email"
+    ]
+    assert [i.name for i in Account.__table__.indexes] == ["ix_accounts_name"]
+    # The mixin's column is copied per table, not shared.
+    assert Account.__table__.c.created_by is not Login.__table__.c.created_by
+    assert Login(account_id=1, created_by="me").created_by == "me"
+
+
+def test_abstract_base_and_inheritance_refused() -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Common(Base):
+        __abstract__ = True
+        id: Mapped[int] = asyncorm.mapped_column(primary_key=True)
+
+    class Thing(Common):
+        __tablename__ = "things_abstract"
+        name: Mapped[str]
+
+    assert [c.name for c in Thing.__table__.columns] == ["id", "name"]
+    with pytest.raises(sa_exc.ArgumentError, match="inheritance"):
+
+        class Sub(Thing):
+            pass

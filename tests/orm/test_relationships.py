@@ -431,3 +431,13 @@ async def test_post_update_cycle(db: Database) -> None:
         statement = select(Person.best_pet_id, Pet.owner_id).join(Pet, Pet.owner_id == Person.id)
         row = (await session.execute(statement)).one()
         assert row[0] == pet.id and row[1] == person.id
+
+
+async def test_join_along_a_relationship(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add_all([Author(name="ann", posts=[Post(title="x")]), Author(name="bob")])
+        await session.commit()
+        names = (await session.scalars(select(Author.name).join(Author.posts))).all()
+        assert names == ["ann"]
+        titles = (await session.scalars(select(Post.title).join(Post.author))).all()
+        assert titles == ["x"]
