@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exc import ArgumentError, InvalidRequestError
 from .attributes import InstrumentedAttribute
-from .state import STATE_ATTR, IdentityKey, InstanceState
+from .state import STATE_ATTR, IdentityKey, InstanceState, _object_collected, new_state
 
 if TYPE_CHECKING:
     from .._sql.schema import Column, Table
@@ -48,6 +48,8 @@ class Mapper:
         self.configured = False
         #: ``SELECT … WHERE pk = :pk_…`` for get/refresh, built on first use
         self.get_statement: Any = None
+        #: INSERT/UPDATE statements of the unit of work, by shape
+        self.flush_statements: dict[tuple[Any, ...], Any] = {}
 
         _mappers_by_table[id(table)] = self
 
@@ -132,7 +134,7 @@ class Mapper:
     # -- construction ---------------------------------------------------------------------
 
     def new_state(self, obj: object) -> InstanceState:
-        state = InstanceState(obj, self)
+        state = new_state(obj, self)
         obj.__dict__[STATE_ATTR] = state
         return state
 
@@ -146,12 +148,12 @@ class Mapper:
         params = ", ".join(f"{name}=_NOT_GIVEN" for name in names)
         lines = [f"def __init__(self, *, {params}):" if names else "def __init__(self):"]
         lines.append("    values = self.__dict__")
-        lines.append(f"    values[{STATE_ATTR!r}] = _State(self, _mapper)")
+        lines.append(f"    values[{STATE_ATTR!r}] = _new_state(self, _mapper)")
         for name in self.columns:
             lines.append(f"    if {name} is not _NOT_GIVEN: values[{name!r}] = {name}")
         for name in self.relationships:
             lines.append(f"    if {name} is not _NOT_GIVEN: self.{name} = {name}")
-        namespace = {"_NOT_GIVEN": _NOT_GIVEN, "_State": InstanceState, "_mapper": self}
+        namespace = {"_NOT_GIVEN": _NOT_GIVEN, "_new_state": new_state, "_mapper": self}
         init: Callable[..., None] = _compile(
             "\n".join(lines), "__init__", namespace, f"{self.class_.__qualname__}.__init__"
         )
@@ -211,9 +213,14 @@ def load(row, identity_map, session, populate_existing):
             return obj
     obj = new(cls)
     values = obj.__dict__
-    state = State(obj, mapper)
+    state = State(obj, collected)
+    state.mapper = mapper
     state.key = key
     state.session = session
+    state.committed = None
+    state.expired = None
+    state.deleted = False
+    state.strong = None
     values[STATE_ATTR] = state
 {assign}
     identity_map._states[key] = state
@@ -223,6 +230,7 @@ def load(row, identity_map, session, populate_existing):
             "cls": self.class_,
             "new": object.__new__,
             "State": InstanceState,
+            "collected": _object_collected,
             "mapper": self,
             "STATE_ATTR": STATE_ATTR,
         }

@@ -21,9 +21,6 @@ from .unitofwork import (
 if TYPE_CHECKING:
     from .._engine.connection import AsyncConnection
 
-#: Rows per multi-row INSERT … RETURNING; keeps the parameter count below both drivers'
-#: limits (32767) for any realistic column count, and the number of SQL shapes small.
-INSERT_CHUNK = 500
 #: Keys per DELETE … IN; PostgreSQL binds the list as one array parameter anyway.
 DELETE_CHUNK = 10_000
 
@@ -70,42 +67,41 @@ async def run(plan: FlushPlan, connection: AsyncConnection) -> FlushOutcome:
     return outcome
 
 
+def _statement(mapper: Any, key: tuple[Any, ...], build: Any) -> Any:
+    """Flush statements are built once per mapper and shape, so their cache keys are too."""
+    statement = mapper.flush_statements.get(key)
+    if statement is None:
+        statement = mapper.flush_statements[key] = build()
+    return statement
+
+
 async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
     table = mapper.table
     rows = [outcome.resolve_row(row) for row in batch.rows]
     if not batch.returning:
-        await connection.execute(insert(table), rows)
+        statement = _statement(mapper, ("insert",), lambda: insert(table))
+        await connection.execute(statement, rows)
         for state, row in zip(batch.states, rows, strict=True):
             outcome.inserted.append((state, row))
             outcome.written[id(state)] = row
         return
-    pk_given = all(key in batch.keys for key in mapper.pk_keys)
-    # Ask for the primary key too: with it, returned rows are matched to the rows sent
-    # (given keys by value; generated keys ascend in VALUES order).
-    returning_keys = tuple(dict.fromkeys([*mapper.pk_keys, *batch.returning]))
-    columns = [mapper.columns[key] for key in returning_keys]
-    npk = len(mapper.pk_keys)
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
-        states = batch.states[start : start + INSERT_CHUNK]
-        returned: list[tuple[Any, ...]] = []
-        if batch.keys:
-            result = await connection.execute(insert(table).values(chunk).returning(*columns))
-            returned = [tuple(r) for r in result.all()]
-        else:
-            statement = insert(table).returning(*columns)
-            for _ in chunk:
-                returned.extend(tuple(r) for r in (await connection.execute(statement)).all())
-        if pk_given:
-            by_pk = {r[:npk]: r for r in returned}
-            ordered = [by_pk[tuple(row[k] for k in mapper.pk_keys)] for row in chunk]
-        else:
-            ordered = sorted(returned, key=lambda r: r[:npk])
-        for state, row, values in zip(states, chunk, ordered, strict=True):
-            applied = {**row, **dict(zip(returning_keys, values, strict=True))}
-            outcome.inserted.append((state, applied))
-            outcome.written[id(state)] = applied
+    # One statement executed per row in a single round trip (asyncpg's pipelined
+    # executemany, one worker-thread hop on SQLite): each row's generated values come back
+    # in order, and the SQL text stays the same whatever the batch size.
+    columns = [mapper.columns[key] for key in batch.returning]
+    statement = _statement(
+        mapper, ("insert", batch.returning), lambda: insert(table).returning(*columns)
+    )
+    returned = (await connection.execute(statement, rows)).all()
+    if len(returned) != len(rows):
+        raise InvalidRequestError(
+            f"inserting {len(rows)} {mapper.class_.__name__} rows returned {len(returned)} rows"
+        )
+    for state, row, values in zip(batch.states, rows, returned, strict=True):
+        applied = {**row, **dict(zip(batch.returning, values, strict=True))}
+        outcome.inserted.append((state, applied))
+        outcome.written[id(state)] = applied
 
 
 def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
@@ -115,10 +111,14 @@ def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
 
 async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
-    statement = (
-        update(mapper.table)
-        .where(_pk_criteria(batch))
-        .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys})
+    statement = _statement(
+        mapper,
+        ("update", batch.keys),
+        lambda: (
+            update(mapper.table)
+            .where(_pk_criteria(batch))
+            .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys})
+        ),
     )
     params = []
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):

@@ -704,9 +704,9 @@ class AsyncSession:
         if state.session is not self:
             raise InvalidRequestError(f"{instance!r} is not in this session")
         if attribute_names is None:
-            self._expire_states([state])
-            for related in state.mapper.cascade_iterator("refresh-expire", instance):
-                self._expire_states([instance_state(related)])
+            # Collected first: expiring the object drops the collections that lead to them.
+            related = state.mapper.cascade_iterator("refresh-expire", instance)
+            self._expire_states([state, *(instance_state(obj) for obj in related)])
         else:
             self._expire_attributes(state, list(attribute_names))
 

@@ -62,18 +62,8 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
     deleted: bool
     strong: object | None
 
-    def __new__(cls, obj: object, mapper: Mapper) -> InstanceState:
-        return super().__new__(cls, obj, _object_collected)
-
-    def __init__(self, obj: object, mapper: Mapper) -> None:
-        # The reference itself was set up by __new__.
-        self.mapper = mapper
-        self.key = None
-        self.session = None
-        self.committed = None
-        self.expired = None
-        self.deleted = False
-        self.strong = None
+    # No Python-level __new__/__init__: constructing one is the C weakref constructor, and
+    # the slots are filled by ``new_state`` (or inline by generated row loaders).
 
     @property
     def obj(self) -> Any:
@@ -85,6 +75,19 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"<InstanceState of {self.mapper.class_.__name__} key={self.key!r}>"
+
+
+def new_state(obj: object, mapper: Mapper) -> InstanceState:
+    """A fresh state for ``obj`` (not yet attached to it)."""
+    state = InstanceState(obj, _object_collected)
+    state.mapper = mapper
+    state.key = None
+    state.session = None
+    state.committed = None
+    state.expired = None
+    state.deleted = False
+    state.strong = None
+    return state
 
 
 def instance_state(obj: object) -> InstanceState:
@@ -100,7 +103,7 @@ def instance_state(obj: object) -> InstanceState:
     mapper = mapper_of_class(type(obj))
     if mapper is None:
         raise _not_mapped(obj)
-    state = InstanceState(obj, mapper)
+    state = new_state(obj, mapper)
     obj.__dict__[STATE_ATTR] = state
     return state
 

@@ -441,3 +441,44 @@ async def test_join_along_a_relationship(engine: AsyncEngine) -> None:
         assert names == ["ann"]
         titles = (await session.scalars(select(Post.title).join(Post.author))).all()
         assert titles == ["x"]
+
+
+async def test_innerjoin_default_joined_loader_and_chunking(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncorm._orm import strategies
+
+    async with AsyncSession(engine) as session:
+        session.add_all([Author(name="with", posts=[Post(title="p")]), Author(name="without")])
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        inner = (
+            await session.scalars(select(Author).options(joinedload(Author.posts, innerjoin=True)))
+        ).all()
+        assert [a.name for a in inner] == ["with"]
+    async with AsyncSession(engine) as session:
+        monkeypatch.setattr(strategies, "SELECTIN_CHUNK", 1)
+        statements = statement_log(engine)
+        authors = (await session.scalars(select(Author).options(selectinload(Author.posts)))).all()
+        assert len(authors) == 2 and len(statements) == 3  # one IN query per chunk of keys
+
+
+async def test_lazy_selectin_default_and_refresh_expire_cascade(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(Loose(id=7, items=[LooseItem(id=70)]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        statements = statement_log(engine)
+        owner = await session.scalar(select(Loose))
+        assert owner is not None and [i.id for i in owner.items] == [70]
+        assert len(statements) == 2  # lazy="selectin" rides along with every query
+    async with AsyncSession(engine) as session:
+        author = Author(name="ann", posts=[Post(title="x")])
+        session.add(author)
+        await session.commit()
+        await session.refresh(author, ["posts"])
+        post = author.posts[0]
+        await session.refresh(post)
+        session.expire(author)  # "all" includes refresh-expire: the loaded posts expire too
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = post.title
