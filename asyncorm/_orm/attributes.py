@@ -84,7 +84,7 @@ class InstrumentedAttribute(QueryableAttribute[_T]):
         super().__init__(mapper, key)
         self.column = column
 
-    def __clause_element__(self) -> Column[Any]:
+    def __clause_element__(self) -> Column[_T]:
         return self.column
 
     @overload

@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from .._engine.connection import AsyncConnection, AsyncTransaction
     from .._engine.engine import AsyncEngine
     from .._engine.result import AsyncResult, Result, ScalarResult
+    from .._sql.selectable import Select
 
 _O = TypeVar("_O")
+_T = TypeVar("_T")
+_TP = TypeVar("_TP")
 _S = TypeVar("_S", bound="AsyncSession")
 
 SESSION_EVENTS = ("before_flush", "after_flush", "after_commit", "after_rollback", "before_execute")
@@ -770,6 +773,22 @@ class AsyncSession:
         if self.autoflush and not self._no_autoflush and not self._flushing:
             await self._flush()
 
+    @overload
+    async def execute(
+        self,
+        statement: Select[_TP],
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> Result[_TP]: ...
+    @overload
+    async def execute(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> Result[Any]: ...
     async def execute(
         self,
         statement: Any,
@@ -784,6 +803,22 @@ class AsyncSession:
         finally:
             self._exit()
 
+    @overload
+    async def scalars(
+        self,
+        statement: Select[tuple[_T]],
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> ScalarResult[_T]: ...
+    @overload
+    async def scalars(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> ScalarResult[Any]: ...
     async def scalars(
         self,
         statement: Any,
@@ -791,9 +826,26 @@ class AsyncSession:
         *,
         execution_options: dict[str, Any] | None = None,
     ) -> ScalarResult[Any]:
+        """``execute(...).scalars()``: the first column of each row."""
         result = await self.execute(statement, params, execution_options=execution_options)
         return result.scalars()
 
+    @overload
+    async def scalar(
+        self,
+        statement: Select[tuple[_T]],
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> _T | None: ...
+    @overload
+    async def scalar(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: dict[str, Any] | None = None,
+    ) -> Any: ...
     async def scalar(
         self,
         statement: Any,
@@ -801,6 +853,7 @@ class AsyncSession:
         *,
         execution_options: dict[str, Any] | None = None,
     ) -> Any:
+        """The first column of the first row, or None."""
         result = await self.execute(statement, params, execution_options=execution_options)
         return result.scalar()
 

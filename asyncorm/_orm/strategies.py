@@ -279,7 +279,7 @@ async def _load_one_to_many(
     keys = list({v: None for p in parents if (v := _value(p, ref_key)) is not None})
     grouped: dict[Any, list[Any]] = defaultdict(list)
     for chunk in _chunks(keys):
-        statement = select(relationship.target.class_).where(fk_column.in_(chunk))
+        statement: Any = select(relationship.target.class_).where(fk_column.in_(chunk))
         if relationship.order_by:
             statement = statement.order_by(*relationship.order_by)
         for child in await _objects(session, statement):
@@ -311,7 +311,7 @@ async def _load_many_to_one(
         else:
             missing.append(value)
     for chunk in _chunks(missing):
-        statement = select(target.class_).where(ref_column.in_(chunk))
+        statement: Any = select(target.class_).where(ref_column.in_(chunk))
         for obj in await _objects(session, statement):
             found[obj.__dict__.get(ref_key)] = obj
     for child in children:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from ..exc import ArgumentError
 from . import types as sqltypes
@@ -724,8 +724,49 @@ def _entity_key(entity: Any, anon_map: AnonMap, binds: list[BindParameter[Any]])
     return element._gen_cache_key(anon_map, binds)
 
 
+_T0 = TypeVar("_T0")
+_T1 = TypeVar("_T1")
+_T2 = TypeVar("_T2")
+_T3 = TypeVar("_T3")
+
+
+class _HasTypedClauseElement(Protocol[_T]):
+    """An ORM attribute such as ``User.id``: typed by the value it holds."""
+
+    def __clause_element__(self) -> ColumnElement[_T]: ...
+
+
+#: What ``select()`` can type: a mapped class (rows hold its objects), a column expression,
+#: or an ORM attribute (rows hold its values).
+_TypedEntity = type[_T] | ColumnElement[_T] | _HasTypedClauseElement[_T]
+
+
+@overload
+def select(entity0: _TypedEntity[_T0], /) -> Select[tuple[_T0]]: ...
+@overload
+def select(
+    entity0: _TypedEntity[_T0], entity1: _TypedEntity[_T1], /
+) -> Select[tuple[_T0, _T1]]: ...
+@overload
+def select(
+    entity0: _TypedEntity[_T0], entity1: _TypedEntity[_T1], entity2: _TypedEntity[_T2], /
+) -> Select[tuple[_T0, _T1, _T2]]: ...
+@overload
+def select(
+    entity0: _TypedEntity[_T0],
+    entity1: _TypedEntity[_T1],
+    entity2: _TypedEntity[_T2],
+    entity3: _TypedEntity[_T3],
+    /,
+) -> Select[tuple[_T0, _T1, _T2, _T3]]: ...
+@overload
+def select(*entities: Any) -> Select[Any]: ...
 def select(*entities: Any) -> Select[Any]:
-    """``SELECT``: ``select(users)``, ``select(User)``, ``select(users.c.id, func.count())``."""
+    """``SELECT``: ``select(users)``, ``select(User)``, ``select(users.c.id, func.count())``.
+
+    For type checkers ``select(User.id, User.name)`` is a ``Select[tuple[int, str]]`` and
+    ``select(User)`` a ``Select[tuple[User]]``.
+    """
     return Select(entities)
 
 
