@@ -30,7 +30,6 @@ class LoadingPlan:
     keys: tuple[str, ...]
     #: per output position: a row loader for an entity, or the index of a plain column
     columns: tuple[RowLoader | int, ...]
-    has_entities: bool
 
     @property
     def single_entity(self) -> bool:
@@ -45,18 +44,16 @@ def loading_plan(statement: Select[Any], core_keys: Sequence[str]) -> LoadingPla
     """Which result columns feed which entity; cheap, since row loaders are cached."""
     keys: list[str] = []
     columns: list[RowLoader | int] = []
-    has_entities = False
     for raw, (start, stop) in zip(statement._raw_columns, statement._entity_spans, strict=True):
         mapper = _entity_of(raw)
         if mapper is not None:
-            has_entities = True
             columns.append(mapper.row_loader(mapper.column_keys, start))
             keys.append(mapper.class_.__name__)
             continue
         for position in range(start, stop):
             columns.append(position)
             keys.append(core_keys[position])
-    return LoadingPlan(tuple(keys), tuple(columns), has_entities)
+    return LoadingPlan(tuple(keys), tuple(columns))
 
 
 def _is_orm_select(statement: Any) -> bool:

@@ -94,11 +94,6 @@ class Mapper:
             related.extend(await relationship.delete_targets(session, obj))
         return related
 
-    def sync_foreign_keys(self, state: InstanceState) -> None:
-        """Copy related objects' keys into this object's foreign key columns."""
-        for relationship in self.relationships.values():
-            relationship.sync_to_child(state)
-
     # -- identity -------------------------------------------------------------------------
 
     def key_of_column(self, column: Column[Any]) -> str:

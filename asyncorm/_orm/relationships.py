@@ -420,9 +420,6 @@ class Relationship(Mapped[_T]):
 
     # -- flush support ---------------------------------------------------------------------
 
-    def sync_to_child(self, state: InstanceState) -> None:
-        """Kept for the mapper hook; foreign keys are planned by ``plan_foreign_keys``."""
-
     def plan_foreign_keys(
         self,
         state: InstanceState,

@@ -117,6 +117,8 @@ class AsyncSession:
         self._connection: AsyncConnection | None = None
         self._root_transaction: AsyncTransaction | None = None
         self._failed: BaseException | None = None
+        #: the transaction level a failed flush already rolled back
+        self._failed_level: SessionTransaction | None = None
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
         self._no_autoflush = 0
@@ -226,8 +228,6 @@ class AsyncSession:
     def _attach(self, state: InstanceState, obj: object) -> None:
         owner = state.session
         if owner is self:
-            if id(state) in self._deleted and state.key is not None:
-                return
             return
         if owner is not None:
             raise InvalidRequestError(
@@ -423,8 +423,6 @@ class AsyncSession:
                 self._failed = None
         finally:
             self._exit()
-
-    _failed_level: SessionTransaction | None = None
 
     async def commit(self) -> None:
         """Flush, COMMIT, give the connection back; expire objects if ``expire_on_commit``."""
