@@ -211,11 +211,19 @@ async def get(
     if with_for_update:
         statement = statement.with_for_update()
     params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, key[1], strict=True)}
-    result = await execute_orm_select(
-        session, statement, params, {"populate_existing": populate_existing}
-    )
-    row = result.first()
-    return None if row is None else row[0]
+    if options or mapper.has_eager_defaults:
+        result = await execute_orm_select(
+            session, statement, params, {"populate_existing": populate_existing}
+        )
+        row = result.first()
+        return None if row is None else row[0]
+    # The common case, kept short: one row, one loader, no Result object.
+    connection = await session._get_connection()
+    rows, _ = await connection._execute_tuples(statement, params)
+    if not rows:
+        return None
+    load = mapper.row_loader(mapper.column_keys, 0)
+    return load(rows[0], session._identity_map, session, populate_existing)
 
 
 async def refresh(

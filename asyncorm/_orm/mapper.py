@@ -65,6 +65,11 @@ class Mapper:
             self._expirable_keys = keys
         return keys
 
+    @property
+    def has_eager_defaults(self) -> bool:
+        """Whether a relationship loads with every query (``lazy="selectin"``/``"joined"``)."""
+        return any(r.lazy in ("selectin", "joined") for r in self.relationships.values())
+
     # -- relationship hooks the session calls -------------------------------------------
 
     def cascade_iterator(self, cascade: str, obj: object) -> list[object]:
