@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, cast
 
 import aiosqlite
+import anyio
 
 from .. import exc
 from .base import ExecResult
@@ -345,10 +347,14 @@ async def connect(
             "itself, so sqlite3's implicit transactions stay off (isolation_level=None)"
         )
     args["isolation_level"] = None
+    # The connection is opened on one thread and used on aiosqlite's worker thread.
+    args["check_same_thread"] = False
     if uri:
         args["uri"] = True
     try:
-        conn = await aiosqlite.connect(database, **args)
+        # Opened here rather than by aiosqlite's connector, so that a failure to open leaves
+        # no worker thread behind that would later report to a closed event loop.
+        raw = await anyio.to_thread.run_sync(partial(sqlite3.connect, database, **args))
     except TypeError as error:
         raise exc.ArgumentError(
             f"sqlite3.connect() rejected connect_args {sorted(connect_args)}: {error}"
@@ -358,6 +364,8 @@ async def connect(
         raise exc.OperationalError(
             f"could not open SQLite database {database!r}: {translated}", orig=error
         ) from error
+    conn = aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
+    await conn
     driver = AiosqliteConnection(conn, begin_sql)
     try:
         await driver._call(_configure, driver._raw, wal, sql="PRAGMA")

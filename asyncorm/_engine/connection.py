@@ -128,6 +128,7 @@ class AsyncTransaction:
     async def commit(self) -> None:
         """COMMIT (or RELEASE SAVEPOINT); the connection goes back to the pool."""
         if not self._active:
+            self._connection._check_usable()  # says why, if the connection was lost
             raise exc.InvalidRequestError(
                 "this transaction is no longer active (it was committed or rolled back)"
             )
@@ -160,6 +161,7 @@ class AsyncConnection:
         "_depth",
         "_driver",
         "_engine",
+        "_finalizer",
         "_interrupted",
         "_record",
         "_savepoint_seq",
@@ -172,6 +174,7 @@ class AsyncConnection:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._record: PooledConnection | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         self._driver: DriverConnection | None = None
         self._transaction: AsyncTransaction | None = None
         self._savepoints: list[AsyncTransaction] = []
@@ -368,7 +371,7 @@ class AsyncConnection:
             # the connection goes back; the pool resets (or discards) one that is still in
             # a transaction or was interrupted.
             self._forget_transaction()
-            self._record = self._driver = None
+            self._unhold()
             if record is not None:
                 await self._engine.pool.release(record, discard=discard)
 
@@ -385,12 +388,25 @@ class AsyncConnection:
 
     async def _lose_connection(self, why: str) -> None:
         """The transaction cannot continue: give the connection back now (call shielded)."""
-        record = self._record
-        self._record = self._driver = None
+        record = self._unhold()
         self._forget_transaction()
         self._interrupted = why
         if record is not None:
             await self._engine.pool.release(record)
+
+    def _hold(self, record: PooledConnection) -> None:
+        self._record = record
+        # A connection object dropped without close() must not keep its pooled connection
+        # forever (on SQLite that would stall the whole engine): reclaim it when collected.
+        self._finalizer = weakref.finalize(self, self._engine.pool.reclaim, record)
+
+    def _unhold(self) -> PooledConnection | None:
+        record = self._record
+        self._record = self._driver = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        return record
 
     async def _acquire(self) -> DriverConnection:
         """The connection for the current transaction: checked out and BEGUN on first use."""
@@ -403,13 +419,13 @@ class AsyncConnection:
         pool = self._engine.pool
         for attempt in (1, 2):
             record = await pool.acquire()
-            self._record = record
+            self._hold(record)
             driver = record.driver
             assert driver is not None
             try:
                 await self._timed(driver.begin(), "BEGIN")
             except exc.OperationalError:
-                self._record = None
+                self._unhold()
                 await pool.release(record, discard=True)
                 # A pooled connection the server closed while it sat idle fails at BEGIN,
                 # before any work of the caller's went to it: retry once on a fresh one.
@@ -418,7 +434,7 @@ class AsyncConnection:
                     raise
                 continue
             except BaseException:
-                self._record = None
+                self._unhold()
                 await pool.release(record)
                 raise
             self._driver = driver

@@ -305,6 +305,9 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     ``connect_args`` (passed to ``asyncpg.connect`` / ``sqlite3.connect`` unchanged).
     Unknown options, bad values, unknown schemes and missing drivers raise
     :class:`~asyncorm.exc.ArgumentError`.
+
+    A SQLite engine runs one transaction at a time over a single pooled connection, so
+    ``pool_size`` and ``max_overflow`` do not apply to it (the module docstring says why).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:

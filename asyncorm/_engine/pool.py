@@ -27,6 +27,7 @@ never reused.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,8 @@ from .. import exc
 from .._drivers.base import DriverConnection
 
 __all__ = ["Pool", "PooledConnection"]
+
+logger = logging.getLogger("asyncorm.pool")
 
 RESET_TIMEOUT = 10.0
 """Seconds a shielded reset (ROLLBACK) or close may take before the connection is killed."""
@@ -277,6 +280,22 @@ class Pool:
             driver.terminate()
         self._open -= 1
         self._hand_over()
+
+    def reclaim(self, record: PooledConnection) -> None:
+        """Take back a connection whose holder was garbage-collected without closing it.
+
+        Runs from a finalizer, so no I/O: the connection is terminated (the server, or
+        SQLite, rolls its transaction back) and its slot handed to the next waiter.
+        """
+        if id(record) not in self._out:
+            return
+        logger.warning(
+            "an AsyncConnection holding a pooled connection (checked out by task %r) was "
+            "garbage-collected without close(); the connection was terminated and its "
+            "transaction rolled back. Use `async with engine.connect()` / `engine.begin()`",
+            record.holder,
+        )
+        self._forget(record)
 
     # --- return -----------------------------------------------------------------------
 

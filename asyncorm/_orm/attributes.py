@@ -53,10 +53,8 @@ class QueryableAttribute(ColumnOperators, Generic[_T]):
 
     def unloaded_error(self, obj: object, state: InstanceState) -> UnloadedAttributeError:
         name = type(obj).__name__
-        if state.expired and self.key in state.expired:
-            why = "was expired (by commit, rollback or expire())"
-        else:
-            why = "was not loaded"
+        expired = bool(state.expired and self.key in state.expired)
+        why = "was expired (by commit, rollback or expire())" if expired else "was not loaded"
         if state.session is None:
             fix = (
                 "the object is detached, so attach it first (session.add(obj) or "
@@ -65,10 +63,14 @@ class QueryableAttribute(ColumnOperators, Generic[_T]):
             )
         else:
             fix = f"`await session.refresh(obj, [{self.key!r}])`"
+        advice = (
+            " To keep committed objects readable, create the session with expire_on_commit=False."
+            if expired
+            else ""
+        )
         return UnloadedAttributeError(
             f"{name}.{self.key} {why}, and asyncorm never loads implicitly. Load it with "
-            f"{fix}{self._load_hint()}. To keep committed objects readable, create the "
-            "session with expire_on_commit=False."
+            f"{fix}{self._load_hint()}.{advice}"
         )
 
     def _load_hint(self) -> str:

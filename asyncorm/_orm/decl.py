@@ -166,20 +166,20 @@ class DeclarativeBase:
     __mapper__: ClassVar[Mapper]
     __table_args__: ClassVar[Any]
 
-    if not TYPE_CHECKING:
+    def __init__(self, **kwargs: Any) -> None:
+        """Keyword arguments for mapped attributes; an unknown keyword raises TypeError.
 
-        def __init__(self, **kwargs: Any) -> None:
-            # Used only by mapped classes that define their own __init__ and call super().
-            mapper = mapper_of_class(type(self))
-            if mapper is None:
-                raise TypeError(f"{type(self).__name__} is not mapped")
-            mapper.new_state(self)
-            for key, value in kwargs.items():
-                if key not in mapper.columns and key not in mapper.relationships:
-                    raise TypeError(
-                        f"{key!r} is an invalid keyword argument for {type(self).__name__}"
-                    )
-                setattr(self, key, value)
+        Mapped classes get a generated, faster ``__init__`` with the same behaviour; this
+        one serves classes that define their own ``__init__`` and call ``super()``.
+        """
+        mapper = mapper_of_class(type(self))
+        if mapper is None:
+            raise TypeError(f"{type(self).__name__} is not mapped")
+        mapper.new_state(self)
+        for key, value in kwargs.items():
+            if key not in mapper.columns and key not in mapper.relationships:
+                raise TypeError(f"{key!r} is an invalid keyword argument for {type(self).__name__}")
+            setattr(self, key, value)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -79,12 +79,17 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
     mapper = batch.mapper
     table = mapper.table
     rows = [outcome.resolve_row(row) for row in batch.rows]
+    # Columns neither given nor generated were stored as NULL: the objects say so too.
+    nulls = {key: None for key in mapper.column_keys if key not in batch.keys}
+    for key in batch.returning:
+        nulls.pop(key, None)
     if not batch.returning:
         statement = _statement(mapper, ("insert",), lambda: insert(table))
         await connection.execute(statement, rows)
         for state, row in zip(batch.states, rows, strict=True):
-            outcome.inserted.append((state, row))
-            outcome.written[id(state)] = row
+            applied = {**nulls, **row} if nulls else row
+            outcome.inserted.append((state, applied))
+            outcome.written[id(state)] = applied
         return
     # One statement executed per row in a single round trip (asyncpg's pipelined
     # executemany, one worker-thread hop on SQLite): each row's generated values come back
@@ -99,7 +104,7 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
             f"inserting {len(rows)} {mapper.class_.__name__} rows returned {len(returned)} rows"
         )
     for state, row, values in zip(batch.states, rows, returned, strict=True):
-        applied = {**row, **dict(zip(batch.returning, values, strict=True))}
+        applied = {**nulls, **row, **dict(zip(batch.returning, values, strict=True))}
         outcome.inserted.append((state, applied))
         outcome.written[id(state)] = applied
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncorm import AsyncEngine
-from asyncorm._sql.elements import text
+from asyncorm import AsyncEngine, text
 
 # Run a test on one database only, instead of skipping it on the other.
 only_postgresql = pytest.mark.parametrize("db", ["postgresql"], indirect=True)

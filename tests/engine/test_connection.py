@@ -7,10 +7,10 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from asyncorm import AsyncConnection, AsyncEngine, AsyncResult, Result, Row, event, exc
-from asyncorm._sql.elements import text
+from asyncorm import AsyncConnection, AsyncEngine, AsyncResult, Result, Row, event, exc, text
 
 from ..conftest import Database
 from ._helpers import count_items, create_items
@@ -298,7 +298,7 @@ async def test_before_execute_listeners(engine: AsyncEngine) -> None:
         seen.append(("sync", statement, params))
 
     async def async_listener(conn: AsyncConnection, statement: Any, params: Any) -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         assert isinstance(conn, AsyncConnection)
         seen.append(("async", statement, params))
 

@@ -7,6 +7,7 @@ means one holder there and ``pool_size`` holders on PostgreSQL.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -14,9 +15,8 @@ from typing import Any
 import anyio
 import pytest
 
-from asyncorm import AsyncEngine, create_engine, exc
+from asyncorm import AsyncEngine, create_engine, exc, text
 from asyncorm._drivers.asyncpg import AsyncpgConnection
-from asyncorm._sql.elements import text
 
 from ..conftest import POSTGRES_URL, Database
 from ._helpers import count_items, create_items, only_postgresql
@@ -121,7 +121,9 @@ async def test_lifo_reuse(db: Database) -> None:
     if db.is_sqlite:
         first = await pool.acquire()
         await pool.release(first)
-        assert (await pool.acquire()) is first
+        again = await pool.acquire()
+        assert again is first
+        await pool.release(again)
         return
     a, b = await pool.acquire(), await pool.acquire()
     await pool.release(a)
@@ -409,3 +411,18 @@ def test_dispose_lets_an_engine_move_to_a_new_loop(tmp_path: Any) -> None:
 
     assert anyio.run(use) == 1
     assert anyio.run(use) == 1
+
+
+async def test_connection_dropped_without_close_is_reclaimed(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = db.make_engine(pool_size=1, max_overflow=0, pool_timeout=1)
+    await create_items(engine)
+    conn = engine.connect()
+    await conn.execute(INSERT, {"id": 1, "name": "lost"})
+    assert engine.pool.status()["checked_out"] == 1
+    del conn
+    gc.collect()
+    assert engine.pool.status()["checked_out"] == 0
+    assert any("without close()" in record.getMessage() for record in caplog.records)
+    assert await count_items(engine) == 0  # its transaction was rolled back

@@ -492,3 +492,14 @@ async def test_closed_engine_misuse_and_str_statement(orm_engine: AsyncEngine) -
     async with AsyncSession(orm_engine) as session:
         with pytest.raises(sa_exc.ArgumentError, match="text"):
             await session.execute("SELECT 1")
+
+
+async def test_unset_nullable_columns_read_none_after_flush(orm_engine: AsyncEngine) -> None:
+    Session = async_sessionmaker(orm_engine, expire_on_commit=False)
+    async with Session() as session:
+        note = Note(title="no body")
+        session.add(note)
+        await session.flush()
+        assert note.body is None and note.price is None  # stored as NULL, so None
+        await session.commit()
+    assert note.body is None and note.created is not None
