@@ -20,9 +20,7 @@ class Dispatcher:
 
     __slots__ = ("_listeners", "_names", "_owner", "_parent")
 
-    def __init__(
-        self, owner: str, names: Iterable[str], parent: Dispatcher | None = None
-    ) -> None:
+    def __init__(self, owner: str, names: Iterable[str], parent: Dispatcher | None = None) -> None:
         self._owner = owner
         self._names = frozenset(names)
         self._parent = parent

@@ -58,13 +58,17 @@ class WorkloadInfo:
 
 WORKLOADS: tuple[WorkloadInfo, ...] = (
     WorkloadInfo("W1", "insert objects", "insert N new objects with add_all + one commit"),
-    WorkloadInfo("W1b", "insert dicts", "the same rows as dicts: session.execute(insert(User), rows)"),
+    WorkloadInfo(
+        "W1b", "insert dicts", "the same rows as dicts: session.execute(insert(User), rows)"
+    ),
     WorkloadInfo("W2", "fetch", "fetch N rows into objects"),
     WorkloadInfo("W3", "get by PK", "get by primary key, distinct keys, a new session per 100"),
     WorkloadInfo("W3b", "get (identity map)", "get the same 100 keys over and over in one session"),
     WorkloadInfo("W4", "update", "load N objects, change one attribute each, one commit"),
     WorkloadInfo("W5", "1-insert txns", "N transactions of one insert + commit each"),
-    WorkloadInfo("W6", "concurrency", "50 tasks x 20 (session, get, increment, commit), pool of 10"),
+    WorkloadInfo(
+        "W6", "concurrency", "50 tasks x 20 (session, get, increment, commit), pool of 10"
+    ),
     WorkloadInfo("W7", "delete", "load N objects and delete them, one commit"),
     WorkloadInfo("W8", "eager load", "N users x 5 children loaded with selectinload"),
 )

@@ -92,18 +92,18 @@ class PostgresAdmin(Admin):
 
     async def insert_children(self, rows: Sequence[ChildRow]) -> None:
         await self.conn.copy_records_to_table("children", records=rows, columns=CHILD_COLUMNS)
-        await self.conn.execute(
-            "SELECT setval('children_id_seq', (SELECT max(id) FROM children))"
-        )
+        await self.conn.execute("SELECT setval('children_id_seq', (SELECT max(id) FROM children))")
         await self.conn.execute("ANALYZE children")
 
     async def users(self) -> list[UserRow]:
-        records = await self.conn.fetch("SELECT id, name, email, age, counter FROM users ORDER BY id")
-        return [tuple(r) for r in records]  # type: ignore[misc]
+        records = await self.conn.fetch(
+            "SELECT id, name, email, age, counter FROM users ORDER BY id"
+        )
+        return [tuple(r) for r in records]
 
     async def children(self) -> list[ChildRow]:
         records = await self.conn.fetch("SELECT id, user_id, label FROM children ORDER BY id")
-        return [tuple(r) for r in records]  # type: ignore[misc]
+        return [tuple(r) for r in records]
 
     async def version(self) -> str:
         return str(await self.conn.fetchval("SHOW server_version"))
@@ -135,9 +135,7 @@ class SqliteAdmin(Admin):
         names = list(columns)
         marks = ", ".join("?" * len(names))
         self.conn.execute("BEGIN")
-        self.conn.executemany(
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows
-        )
+        self.conn.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows)
         self.conn.execute("COMMIT")
         self.conn.execute(f"ANALYZE {table}")
 

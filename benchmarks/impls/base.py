@@ -43,6 +43,10 @@ class Implementation(ABC):
     def values(self, item: Any) -> UserRow:
         """(id, name, email, age, counter) of a user this implementation returned."""
 
+    def eager_user(self, item: Any) -> Any:
+        """The user in one of W8's results (for ``values``)."""
+        return item
+
     def children(self, item: Any) -> list[ChildRow]:
         """A W8 user's children, in the order they were loaded."""
         raise NotImplementedError

@@ -12,6 +12,7 @@ import sqlalchemy
 from sqlalchemy import ForeignKey, String, event, insert, inspect, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.pool import StaticPool
 
 from ..databases import Database
 from ..schema import ChildRow, UserRow, UserValues
@@ -56,9 +57,13 @@ class SQLAlchemyImplementation(Implementation):
     is_orm = True
 
     async def open(self, database: Database, pool_size: int) -> None:
-        self.engine = create_async_engine(
-            database.sqlalchemy_url, pool_size=pool_size, max_overflow=0
+        # An in-memory SQLite database needs one connection for everything: StaticPool.
+        pool: dict[str, Any] = (
+            {"poolclass": StaticPool}
+            if database.raw_uri
+            else {"pool_size": pool_size, "max_overflow": 0}
         )
+        self.engine = create_async_engine(database.sqlalchemy_url, **pool)
         if database.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_foreign_keys)
         self.Session = async_sessionmaker(self.engine, expire_on_commit=True)
