@@ -31,7 +31,7 @@ from collections.abc import (
     Sequence,
 )
 from itertools import repeat
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from .. import exc
 
@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
+_TP = TypeVar("_TP")
 Processors = Sequence[Callable[[Any], Any] | None]
 Maker = Callable[[list[Any]], list[Any]]
 
@@ -57,11 +59,11 @@ _tuple_new = tuple.__new__
 # --- rows -------------------------------------------------------------------------------
 
 
-def _rebuild_row(keys: tuple[str, ...], values: tuple[Any, ...]) -> Row:
+def _rebuild_row(keys: tuple[str, ...], values: tuple[Any, ...]) -> Row[Any]:
     return _tuple_new(row_class(keys), values)
 
 
-class Row(tuple[Any, ...]):
+class Row(tuple[Any, ...], Generic[_TP]):
     """One result row: a tuple with access by column label.
 
     ``row[0]``, unpacking and ``row == (1, "x")`` behave as for a tuple; ``row.fullname``
@@ -113,7 +115,7 @@ class Row(tuple[Any, ...]):
         return tuple.__repr__(self)
 
 
-_row_classes: dict[tuple[str, ...], type[Row]] = {}
+_row_classes: dict[tuple[str, ...], type[Row[Any]]] = {}
 
 
 def _key_index(keys: tuple[str, ...]) -> dict[str, int]:
@@ -123,7 +125,7 @@ def _key_index(keys: tuple[str, ...]) -> dict[str, int]:
     return index
 
 
-def row_class(keys: tuple[str, ...]) -> type[Row]:
+def row_class(keys: tuple[str, ...]) -> type[Row[Any]]:
     """The cached :class:`Row` subclass for one tuple of column labels."""
     cls = _row_classes.get(keys)
     if cls is not None:
@@ -151,7 +153,7 @@ class RowMapping(Mapping[str, Any]):
 
     __slots__ = ("_row",)
 
-    def __init__(self, row: Row) -> None:
+    def __init__(self, row: Row[Any]) -> None:
         self._row = row
 
     def _position(self, key: object) -> int:
@@ -480,15 +482,15 @@ class _View(_Unique):
                 return
             yield from chunk
 
-    def all(self) -> list[Any]:
+    def all(self) -> Sequence[Any]:
         """Every remaining item."""
         return self._fetch(None)
 
-    def fetchall(self) -> list[Any]:
+    def fetchall(self) -> Sequence[Any]:
         """The same as :meth:`all`."""
         return self._fetch(None)
 
-    def fetchmany(self, size: int = 1) -> list[Any]:
+    def fetchmany(self, size: int = 1) -> Sequence[Any]:
         """Up to ``size`` more items (an empty list when exhausted)."""
         return self._fetch(size)
 
@@ -497,7 +499,7 @@ class _View(_Unique):
         chunk = self._fetch(1)
         return chunk[0] if chunk else None
 
-    def partitions(self, size: int | None = None) -> Iterator[list[Any]]:
+    def partitions(self, size: int | None = None) -> Iterator[Sequence[Any]]:
         """Lists of up to ``size`` items (default 1000) until exhausted."""
         size = size or 1000
         while True:
@@ -544,6 +546,18 @@ class _View(_Unique):
 class ScalarResult(_View, Generic[_T]):
     """The values of one column, from :meth:`Result.scalars`."""
 
+    if TYPE_CHECKING:  # the shared reading methods, typed by the column's values
+
+        def __iter__(self) -> Iterator[_T]: ...
+        def all(self) -> Sequence[_T]: ...
+        def fetchall(self) -> Sequence[_T]: ...
+        def fetchmany(self, size: int = 1) -> Sequence[_T]: ...
+        def fetchone(self) -> _T | None: ...
+        def partitions(self, size: int | None = None) -> Iterator[Sequence[_T]]: ...
+        def first(self) -> _T | None: ...
+        def one_or_none(self) -> _T | None: ...
+        def one(self) -> _T: ...
+
     __slots__ = ()
 
     def unique(self, strategy: Callable[[Any], Any] | None = None) -> ScalarResult[_T]:
@@ -572,10 +586,23 @@ class Result(_View, Generic[_T]):
 
     ``Result(keys, rows)`` builds one from column labels and plain tuples (already
     converted), which is how the ORM hands back results of objects; ``rows=None`` makes a
-    result of a statement that returns no rows.
+    result of a statement that returns no rows. For type checkers a ``Result[tuple[int,
+    str]]`` yields ``Row[tuple[int, str]]`` rows.
     """
 
     __slots__ = ()
+
+    if TYPE_CHECKING:  # the shared reading methods, typed by the row's tuple type
+
+        def __iter__(self) -> Iterator[Row[_T]]: ...
+        def all(self) -> Sequence[Row[_T]]: ...
+        def fetchall(self) -> Sequence[Row[_T]]: ...
+        def fetchmany(self, size: int = 1) -> Sequence[Row[_T]]: ...
+        def fetchone(self) -> Row[_T] | None: ...
+        def partitions(self, size: int | None = None) -> Iterator[Sequence[Row[_T]]]: ...
+        def first(self) -> Row[_T] | None: ...
+        def one_or_none(self) -> Row[_T] | None: ...
+        def one(self) -> Row[_T]: ...
 
     def __init__(
         self,
@@ -626,6 +653,10 @@ class Result(_View, Generic[_T]):
         self._set_unique(strategy)
         return self
 
+    @overload
+    def scalars(self: Result[tuple[_S]], index: int = 0) -> ScalarResult[_S]: ...
+    @overload
+    def scalars(self, index: int | str = 0) -> ScalarResult[Any]: ...
     def scalars(self, index: int | str = 0) -> ScalarResult[Any]:
         """The values of one column (the first by default) as a :class:`ScalarResult`."""
         if self._source.raw is None:
@@ -644,14 +675,26 @@ class Result(_View, Generic[_T]):
         """The same result (rows already are tuples); for SQLAlchemy compatibility."""
         return self
 
+    @overload
+    def scalar(self: Result[tuple[_S]]) -> _S | None: ...
+    @overload
+    def scalar(self) -> Any: ...
     def scalar(self) -> Any:
         """The first column of the first row, or None if there are no rows; closes."""
         return self.scalars().first()
 
+    @overload
+    def scalar_one(self: Result[tuple[_S]]) -> _S: ...
+    @overload
+    def scalar_one(self) -> Any: ...
     def scalar_one(self) -> Any:
         """The first column of the only row; NoResultFound / MultipleResultsFound; closes."""
         return self.scalars().one()
 
+    @overload
+    def scalar_one_or_none(self: Result[tuple[_S]]) -> _S | None: ...
+    @overload
+    def scalar_one_or_none(self) -> Any: ...
     def scalar_one_or_none(self) -> Any:
         """The first column of the only row, or None; MultipleResultsFound; closes."""
         return self.scalars().one_or_none()

@@ -76,9 +76,7 @@ class AsyncormImplementation(Implementation):
         return item.id  # primary keys stay readable after commit expires the object
 
     async def insert_objects(self, rows: Sequence[UserValues]) -> list[Any]:
-        # (type: ignore: asyncorm's DeclarativeBase hides its keyword __init__ from type
-        # checkers, so mypy rejects the README's own ``User(fullname=...)``.)
-        users = [User(name=n, email=e, age=a, counter=c) for n, e, a, c in rows]  # type: ignore[call-arg]
+        users = [User(name=n, email=e, age=a, counter=c) for n, e, a, c in rows]
         async with self.Session() as session:
             session.add_all(users)
             await session.commit()
@@ -114,7 +112,7 @@ class AsyncormImplementation(Implementation):
     async def insert_per_transaction(self, rows: Sequence[UserValues]) -> None:
         for n, e, a, c in rows:
             async with self.Session.begin() as session:
-                session.add(User(name=n, email=e, age=a, counter=c))  # type: ignore[call-arg]
+                session.add(User(name=n, email=e, age=a, counter=c))
 
     async def concurrent_increment(self, keys: Sequence[int], iterations: int) -> None:
         async def task(key: int) -> None:

@@ -1,0 +1,1 @@
+"""asyncorm's benchmark suite (issue 7): ``python -m benchmarks.run``."""

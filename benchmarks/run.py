@@ -1,0 +1,144 @@
+"""Run the benchmark suite of issue 7: ``python -m benchmarks.run [--quick] [--db sqlite]``.
+
+Runs every workload on SQLite (a temporary file) and PostgreSQL (a database it creates on
+the server of ``ASYNCORM_BENCH_POSTGRES_URL`` and drops afterwards) for asyncorm,
+SQLAlchemy's async ORM, the raw driver and the raw driver with plain objects; then the
+compile-cache and row-hydration microbenchmarks. Writes ``latest.json``, ``latest.md`` and
+``ratios.png`` to ``benchmarks/results/`` (or ``--output-dir``) and prints the table.
+Exits with status 1 if any cell FAILED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
+    # Import the package from the repository root, not this directory (whose module names
+    # must not shadow others').
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+    __package__ = "benchmarks"
+
+from benchmarks.config import IMPLEMENTATIONS, WORKLOADS, Sizes
+from benchmarks.harness import DatabaseRun, run_database, steps_for
+from benchmarks.machine import machine_info, update_database_versions
+from benchmarks.micro import compile_cache, compile_steps, hydration, hydration_steps
+from benchmarks.progress import Progress
+from benchmarks.report import build_report, render_markdown
+
+__all__ = ["main", "run_suite"]
+
+DATABASES = ("postgresql", "sqlite")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 1/10 sizes, 1 repetition")
+    parser.add_argument(
+        "--repetitions", "-r", type=int, help="timed repetitions (default 7; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--db", action="append", choices=DATABASES, help="only this database (repeatable)"
+    )
+    parser.add_argument(
+        "--workload",
+        "-w",
+        action="append",
+        choices=[w.key for w in WORKLOADS],
+        help="only this workload (repeatable)",
+    )
+    parser.add_argument(
+        "--implementation",
+        "-i",
+        action="append",
+        choices=IMPLEMENTATIONS,
+        help="only this implementation (repeatable)",
+    )
+    parser.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
+    parser.add_argument("--no-chart", action="store_true", help="do not draw ratios.png")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds per timed call before it FAILS"
+    )
+    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where latest.* go")
+    return parser.parse_args(argv)
+
+
+async def run_suite(options: argparse.Namespace) -> dict[str, Any]:
+    sizes = Sizes().scaled(0.1) if options.quick else Sizes()
+    repetitions = options.repetitions or (1 if options.quick else 7)
+    databases = options.db or list(DATABASES)
+    workloads = options.workload or [w.key for w in WORKLOADS]
+    implementations = options.implementation or list(IMPLEMENTATIONS)
+    micro_repetitions = max(repetitions, 3)
+    total = len(databases) * steps_for(
+        workloads, implementations, repetitions, memory="W2" in workloads
+    )
+    if not options.no_micro:
+        total += compile_steps(micro_repetitions) + hydration_steps(implementations, repetitions)
+    progress = Progress(total)
+    machine = machine_info()
+
+    runs: list[DatabaseRun] = []
+    for database in databases:
+        runs.append(
+            await run_database(
+                database,
+                sizes,
+                workloads,
+                implementations,
+                repetitions,
+                progress,
+                time_limit=options.timeout,
+            )
+        )
+    micro: dict[str, Any] = {}
+    if not options.no_micro:
+        micro["compile_cache"] = compile_cache(
+            sizes.compile_iterations, micro_repetitions, progress
+        )
+        micro["hydration"] = await hydration(
+            sizes, implementations, repetitions, progress, options.timeout
+        )
+    progress.finish()
+
+    update_database_versions(machine, {run.database: run.version for run in runs if run.version})
+    return build_report(runs, micro, machine, sizes, repetitions, options.quick)
+
+
+def write_outputs(report: dict[str, Any], directory: Path, chart: bool) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    chart_name: str | None = None
+    if chart:
+        from benchmarks.chart import write_chart
+
+        write_chart(report, directory / "ratios.png")
+        chart_name = "ratios.png"
+    markdown = render_markdown(report, chart_name)
+    (directory / "latest.md").write_text(markdown)
+    return markdown
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    report = asyncio.run(run_suite(options))
+    markdown = write_outputs(report, options.output_dir, chart=not options.no_chart)
+    print()
+    print(markdown)
+    print(
+        f"wrote {options.output_dir}/latest.json, latest.md"
+        + ("" if options.no_chart else ", ratios.png")
+    )
+    return 1 if report["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Smoke test of the benchmark suite (issue 7): every workload runs on SQLite at 1/10 size
+for every implementation, verifies its own result, and no cell reports FAILED."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("sqlalchemy") is None,
+    reason="the benchmark peers are not installed: pip install -e '.[bench]'",
+)
+
+
+def test_benchmark_suite_runs_clean_in_quick_mode(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.run", "--quick", "--db", "sqlite"]
+    command += ["--repetitions", "1", "--output-dir", str(tmp_path)]
+    if importlib.util.find_spec("matplotlib") is None:
+        command.append("--no-chart")
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert (tmp_path / "latest.json").exists(), finished.stdout + finished.stderr
+
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["failures"] == [], report["failures"]
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+
+    workloads = report["databases"]["sqlite"]["workloads"]
+    assert list(workloads) == ["W1", "W1b", "W2", "W3", "W3b", "W4", "W5", "W6", "W7", "W8"]
+    for key, workload in workloads.items():
+        for name, cell in workload["implementations"].items():
+            assert cell["status"] in ("ok", "n/a"), (key, name, cell)
+            if cell["status"] == "ok":
+                assert len(cell["times_s"]) == 1 and cell["times_s"][0] > 0, (key, name)
+        assert workload["ratios"]["asyncorm/raw"] is not None, key
+        assert workload["ratios"]["asyncorm/sqlalchemy"] is not None, key
+    memory = report["databases"]["sqlite"]["memory"]
+    assert all(memory[name]["status"] == "ok" for name in ("asyncorm", "sqlalchemy", "raw"))
+    micro = report["micro"]["compile_cache"].values()
+    assert all(entry["status"] == "ok" for section in micro for entry in section.values())
+    assert "FAILED" not in (tmp_path / "latest.md").read_text()
