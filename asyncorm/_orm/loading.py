@@ -257,13 +257,11 @@ async def refresh(
         values[key] = row[positions[key]]
         if state.committed is not None:
             state.committed.pop(key, None)
-        if state.expired is not None:
-            state.expired.discard(key)
     if state.committed is not None and not state.committed:
         state.committed = None
         session._identity_map.release(state)
-    if state.expired is not None and not state.expired:
-        state.expired = None
+    if state.expired is not None:
+        state.expired = (state.expired - set(column_keys)) or None
     for key in relationship_keys:
         await mapper.relationships[key].load_for(session, [obj], refresh=True)
 

@@ -50,6 +50,13 @@ class Mapper:
         self.get_statement: Any = None
         #: INSERT/UPDATE statements of the unit of work, by shape
         self.flush_statements: dict[tuple[Any, ...], Any] = {}
+        self._expirable: tuple[str, ...] | None = None
+        self._expirable_set: frozenset[str] | None = None
+        self._cascades: dict[str, frozenset[str]] = {}
+        self._self_referential: bool | None = None
+        #: (key, column) of columns with a Python-side default / onupdate
+        self.defaulted_columns = [(k, c) for k, c in column_keys.items() if c.default is not None]
+        self.onupdate_columns = [(k, c) for k, c in column_keys.items() if c.onupdate is not None]
 
         _mappers_by_table[id(table)] = self
 
@@ -59,11 +66,27 @@ class Mapper:
     @property
     def expirable_keys(self) -> tuple[str, ...]:
         """What expiry removes: every attribute but the primary key."""
-        keys = getattr(self, "_expirable_keys", None)
+        keys = self._expirable
         if keys is None:
             keys = tuple(k for k in (*self.columns, *self.relationships) if k not in self.pk_keys)
-            self._expirable_keys = keys
+            self._expirable = keys
+            self._expirable_set = frozenset(keys)
         return keys
+
+    @property
+    def expirable_set(self) -> frozenset[str]:
+        self.expirable_keys  # noqa: B018 - fills both
+        assert self._expirable_set is not None
+        return self._expirable_set
+
+    @property
+    def is_self_referential(self) -> bool:
+        """Whether the table has a foreign key to itself (rows may wait for rows)."""
+        if self._self_referential is None:
+            self._self_referential = any(
+                fk.column.table is self.table for fk in self.table.foreign_keys
+            )
+        return self._self_referential
 
     @property
     def has_eager_defaults(self) -> bool:
@@ -74,8 +97,13 @@ class Mapper:
 
     def cascade_iterator(self, cascade: str, obj: object) -> list[object]:
         """Loaded related objects reachable along ``cascade``, depth first, each once."""
-        if not self.relationships:
-            return []
+        keys = self._cascades.get(cascade)
+        if keys is None:
+            keys = self._cascades[cascade] = frozenset(
+                key for key, r in self.relationships.items() if cascade in r.cascade
+            )
+        if keys.isdisjoint(obj.__dict__):
+            return []  # nothing loaded to cascade to: the common case, kept cheap
         seen: dict[int, object] = {id(obj): obj}
         found: list[object] = []
         stack = [obj]
@@ -148,12 +176,22 @@ class Mapper:
         params = ", ".join(f"{name}=_NOT_GIVEN" for name in names)
         lines = [f"def __init__(self, *, {params}):" if names else "def __init__(self):"]
         lines.append("    values = self.__dict__")
-        lines.append(f"    values[{STATE_ATTR!r}] = _new_state(self, _mapper)")
+        lines.append("    state = _State(self, _collected)")
+        lines.append("    state.mapper = _mapper")
+        lines.append("    state.key = state.session = state.committed = None")
+        lines.append("    state.expired = state.strong = None")
+        lines.append("    state.deleted = False")
+        lines.append(f"    values[{STATE_ATTR!r}] = state")
         for name in self.columns:
             lines.append(f"    if {name} is not _NOT_GIVEN: values[{name!r}] = {name}")
         for name in self.relationships:
             lines.append(f"    if {name} is not _NOT_GIVEN: self.{name} = {name}")
-        namespace = {"_NOT_GIVEN": _NOT_GIVEN, "_new_state": new_state, "_mapper": self}
+        namespace = {
+            "_NOT_GIVEN": _NOT_GIVEN,
+            "_State": InstanceState,
+            "_collected": _object_collected,
+            "_mapper": self,
+        }
         init: Callable[..., None] = _compile(
             "\n".join(lines), "__init__", namespace, f"{self.class_.__qualname__}.__init__"
         )

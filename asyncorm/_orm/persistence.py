@@ -91,6 +91,9 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
             outcome.inserted.append((state, applied))
             outcome.written[id(state)] = applied
         return
+    if _can_match_by_key(batch):
+        await _insert_multirow(batch, rows, nulls, connection, outcome)
+        return
     # One statement executed per row in a single round trip (asyncpg's pipelined
     # executemany, one worker-thread hop on SQLite): each row's generated values come back
     # in order, and the SQL text stays the same whatever the batch size.
@@ -109,6 +112,81 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
         outcome.written[id(state)] = applied
 
 
+#: Rows per multi-row INSERT; powers of two down to 1 cover any count with few SQL shapes.
+MULTIROW_CHUNK = 256
+#: Both drivers accept at most 32767 parameters per statement.
+MAX_PARAMETERS = 32_000
+
+
+def _can_match_by_key(batch: InsertBatch) -> bool:
+    """Whether multi-row INSERT … RETURNING rows can be matched to the rows sent.
+
+    Neither database promises RETURNING order, so rows are matched by primary key: the one
+    given, or a single autoincrementing integer key, which both databases hand out in
+    VALUES order within one statement (so ascending keys are the rows in order).
+    """
+    if not batch.keys or len(batch.rows) < 2:
+        return False
+    mapper = batch.mapper
+    if all(key in batch.keys for key in mapper.pk_keys):
+        return True
+    if len(mapper.pk_keys) != 1:
+        return False
+    return bool(mapper.columns[mapper.pk_keys[0]]._autoincrements)
+
+
+def _chunk_sizes(count: int, largest: int) -> list[int]:
+    sizes = []
+    size = largest
+    while count:
+        while size > count:
+            size //= 2
+        sizes.append(size)
+        count -= size
+    return sizes
+
+
+async def _insert_multirow(
+    batch: InsertBatch,
+    rows: list[dict[str, Any]],
+    nulls: dict[str, None],
+    connection: AsyncConnection,
+    outcome: FlushOutcome,
+) -> None:
+    mapper = batch.mapper
+    table = mapper.table
+    keys = batch.keys
+    returning = tuple(dict.fromkeys([*mapper.pk_keys, *batch.returning]))
+    pk_given = all(key in keys for key in mapper.pk_keys)
+    largest = max(1, min(MULTIROW_CHUNK, MAX_PARAMETERS // len(keys)))
+    start = 0
+    for size in _chunk_sizes(len(rows), 1 << (largest.bit_length() - 1)):
+        chunk = rows[start : start + size]
+        states = batch.states[start : start + size]
+        start += size
+
+        def build(size: int = size) -> Any:
+            values = [
+                {mapper.columns[key]: bindparam(f"r{i}_{key}") for key in keys}
+                for i in range(size)
+            ]
+            return insert(table).values(values).returning(*(mapper.columns[k] for k in returning))
+
+        statement = _statement(mapper, ("insert-multirow", keys, returning, size), build)
+        params = {f"r{i}_{key}": row[key] for i, row in enumerate(chunk) for key in keys}
+        returned = (await connection.execute(statement, params)).all()
+        if pk_given:
+            npk = len(mapper.pk_keys)
+            by_key = {tuple(r[:npk]): r for r in returned}
+            ordered = [by_key[tuple(row[k] for k in mapper.pk_keys)] for row in chunk]
+        else:
+            ordered = sorted(returned, key=lambda r: r[0])
+        for state, row, values in zip(states, chunk, ordered, strict=True):
+            applied = {**nulls, **row, **dict(zip(returning, values, strict=True))}
+            outcome.inserted.append((state, applied))
+            outcome.written[id(state)] = applied
+
+
 def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
     mapper = batch.mapper
     return and_(*(mapper.columns[key] == bindparam(f"_pk_{key}") for key in mapper.pk_keys))
@@ -125,18 +203,16 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
             .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys})
         ),
     )
+    set_names = [(f"_set_{key}", key) for key in batch.keys]
+    pk_names = [f"_pk_{key}" for key in mapper.pk_keys]
+    resolve = outcome.resolve
     params = []
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
         resolved = outcome.resolve_row(row)
-        params.append(
-            {
-                **{f"_set_{key}": resolved[key] for key in batch.keys},
-                **{
-                    f"_pk_{key}": outcome.resolve(value)
-                    for key, value in zip(mapper.pk_keys, identity, strict=True)
-                },
-            }
-        )
+        param = {name: resolved[key] for name, key in set_names}
+        for name, value in zip(pk_names, identity, strict=True):
+            param[name] = resolve(value)
+        params.append(param)
         outcome.updated.append((state, resolved))
         outcome.written.setdefault(id(state), {}).update(resolved)
     await connection.execute(statement, params)

@@ -667,23 +667,34 @@ class AsyncSession:
         transaction: SessionTransaction,
     ) -> None:
         identity_map = self._identity_map
+        states = identity_map._states
+        new = self._new
+        inserted = transaction.inserted
         for state, values in outcome.inserted:
-            obj = state.strong
-            obj.__dict__.update(values)
+            # Pending objects are pinned by ``state.strong`` alone (not held in the map).
+            state.strong.__dict__.update(values)
             mapper = state.mapper
-            state.key = mapper.identity_key(tuple(values[key] for key in mapper.pk_keys))
+            pk_keys = mapper.pk_keys
+            if len(pk_keys) == 1:
+                key = (mapper.class_, (values[pk_keys[0]],))
+            else:
+                key = (mapper.class_, tuple(values[k] for k in pk_keys))
+            state.key = key
             state.committed = None
-            del self._new[id(state)]
-            identity_map.add(state)
-            identity_map.release(state)
-            transaction.inserted[id(state)] = state
+            state.strong = None
+            state_id = id(state)
+            del new[state_id]
+            states[key] = state
+            inserted[state_id] = state
         for state, values in outcome.updated:
             obj = state()
             if obj is not None:
                 obj.__dict__.update(values)
-                new_key = state.mapper.identity_key(
-                    tuple(obj.__dict__.get(key) for key in state.mapper.pk_keys)
-                )
+                pk_keys = state.mapper.pk_keys
+                if not any(key in values for key in pk_keys):
+                    transaction.updated[id(state)] = state
+                    continue
+                new_key = state.mapper.identity_key(tuple(obj.__dict__.get(k) for k in pk_keys))
                 if new_key != state.key:
                     identity_map.discard(state)
                     state.key = new_key
@@ -715,11 +726,19 @@ class AsyncSession:
         self._expire_states(self._identity_map.states())
 
     def _expire_states(self, states: Iterable[InstanceState]) -> None:
+        release = self._identity_map.release
         for state in states:
             obj = state()
             if obj is None or state.key is None:
                 continue
-            self._expire_attributes(state, state.mapper.expirable_keys, obj)
+            mapper = state.mapper
+            values = obj.__dict__
+            for key in mapper.expirable_keys:
+                values.pop(key, None)
+            state.expired = mapper.expirable_set  # shared and immutable: nothing to allocate
+            if state.committed is not None:
+                state.committed = None
+                release(state)
 
     def _expire_attributes(
         self, state: InstanceState, keys: Sequence[str], obj: object | None = None
@@ -729,19 +748,17 @@ class AsyncSession:
             return
         values = obj.__dict__
         mapper = state.mapper
-        expired = state.expired
+        expired = set(state.expired or ())
         for key in keys:
             if key not in mapper.columns and key not in mapper.relationships:
                 raise InvalidRequestError(f"{type(obj).__name__} has no mapped attribute {key!r}")
             if key in mapper.pk_keys:
                 continue
-            if key in values:
-                del values[key]
-            if expired is None:
-                expired = state.expired = set()
+            values.pop(key, None)
             expired.add(key)
             if state.committed is not None:
                 state.committed.pop(key, None)
+        state.expired = expired or None
         if state.committed is not None and not state.committed:
             state.committed = None
             self._identity_map.release(state)

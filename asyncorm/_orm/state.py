@@ -11,6 +11,7 @@ dictionary lookup.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
     key: IdentityKey | None
     session: AsyncSession | None
     committed: dict[str, Any] | None
-    expired: set[str] | None
+    expired: AbstractSet[str] | None
     deleted: bool
     strong: object | None
 

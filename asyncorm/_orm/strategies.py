@@ -210,7 +210,7 @@ def populate_joined(
         if filling:
             values[key] = relationship._new_collection(parent, ()) if relationship.uselist else None
             if state.expired is not None:
-                state.expired.discard(key)
+                state.expired = (state.expired - {key}) or None
     if not filling or child is None:
         return
     if relationship.uselist:
@@ -361,7 +361,7 @@ def _set_loaded(obj: Any, relationship: Relationship[Any], value: Any) -> None:
         return  # unflushed changes to this relationship win over the database's view
     obj.__dict__[relationship.key] = value
     if state.expired is not None:
-        state.expired.discard(relationship.key)
+        state.expired = (state.expired - {relationship.key}) or None
 
 
 async def _execute(session: AsyncSession, statement: Any) -> Any:

@@ -189,15 +189,15 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
     for state in changes.new:
         mapper = state.mapper
         values = _values(state)
-        assigned = changes.assignments.get(id(state), {})
-        row: dict[str, Any] = {}
-        for key, column in mapper.columns.items():
-            value = assigned.get(key, values.get(key, NO_VALUE))
-            if value is NO_VALUE:
-                value = default_value(column, "default")
-                if value is NO_VALUE:
-                    continue
-            row[key] = value
+        assigned = changes.assignments.get(id(state))
+        if assigned:
+            values = {**values, **assigned}
+        column_keys = mapper.column_keys
+        row = {key: values[key] for key in column_keys if key in values}
+        if len(row) < len(column_keys):
+            for key, column in mapper.defaulted_columns:
+                if key not in row:
+                    row[key] = default_value(column, "default")
         new_rows[id(state)] = row
 
     inserts: dict[tuple[Any, ...], InsertBatch] = {}
@@ -205,7 +205,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         mapper = state.mapper
         row = new_rows[id(state)]
         keys = tuple(row)
-        depth = _depth(state, row, new_rows)
+        depth = _depth(state, row, new_rows) if mapper.is_self_referential else 0
         batch = inserts.get((mapper, keys, depth))
         if batch is None:
             returning = tuple(
@@ -222,8 +222,8 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
     def add_update(state: InstanceState, changed: dict[str, Any], phase: int) -> None:
         mapper = state.mapper
         if phase == 0:
-            for key, column in mapper.columns.items():
-                if key not in changed and column.onupdate is not None:
+            for key, column in mapper.onupdate_columns:
+                if key not in changed:
                     changed[key] = default_value(column, "onupdate")
         keys = tuple(changed)
         batch = updates.get((phase, mapper, keys))
