@@ -365,6 +365,10 @@ async def connect(
             f"could not open SQLite database {database!r}: {translated}", orig=error
         ) from error
     conn = aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
+    # A program that ends without engine.dispose() (say, after an exception) must still
+    # exit: the worker thread must not keep the interpreter alive. SQLite itself rolls back
+    # whatever transaction was left open.
+    conn._thread.daemon = True
     await conn
     driver = AiosqliteConnection(conn, begin_sql)
     try:
