@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -10,8 +11,6 @@ from types import ModuleType
 import pytest
 
 from .conftest import Database
-
-pytestmark = pytest.mark.anyio
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -25,6 +24,7 @@ def load(name: str) -> ModuleType:
     return module
 
 
+@pytest.mark.anyio
 async def test_quickstart(db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     quickstart = load("quickstart")
     connect_args = {}
@@ -45,3 +45,16 @@ async def test_quickstart(db: Database, capsys: pytest.CaptureFixture[str]) -> N
         "in the database: ['Jane Merged']",
     ]:
         assert expected in out, expected
+
+
+def test_quickstart_command_from_the_readme() -> None:
+    """The README's first command runs the example as a script, on SQLite, with no server."""
+    finished = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "u1 is u2: True" in finished.stdout
+    assert "in the database: ['Jane Merged']" in finished.stdout
