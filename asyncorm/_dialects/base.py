@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from .._sql.base import ClauseElement
 from .._sql.compiler import VARIANT_MARK, BindSlot, SQLCompiler
 from .._sql.elements import NO_VALUE, ColumnElement, TextClause
-from .._sql.types import InvalidValue, TypeEngine
+from .._sql.types import InvalidValue, TypeEngine, inline_check
 from ..exc import ArgumentError, DataError
 
 __all__ = ["Compiled", "Dialect"]
@@ -29,7 +29,10 @@ class Compiled:
     __slots__ = (
         "_context_values",
         "_flatten_expanding",
+        "_named",
         "_parts",
+        "_row_binder",
+        "_rows_until_binder",
         "_slots",
         "_uses_statement_binds",
         "_variant_placeholder",
@@ -91,6 +94,16 @@ class Compiled:
         self._variant_token = dialect.variant_token
         self._variant_placeholder = dialect.variant_placeholder
         self._flatten_expanding = dialect.flatten_expanding
+        # Every slot named (no IN list, no value only in the statement): the values can be
+        # read straight from an exact dict of parameters holding all the names.
+        named = bool(self._slots) and not any(
+            slot.name is None or slot.expanding for slot in self._slots
+        )
+        self._named: tuple[tuple[Any, Processor | None], ...] | None = (
+            tuple((slot.name, slot.processor) for slot in self._slots) if named else None
+        )
+        self._row_binder: _RowBinder | None = None
+        self._rows_until_binder = GENERATE_BINDER_AFTER if named else -1
 
     def __repr__(self) -> str:
         return f"<Compiled {self.sql!r}>"
@@ -124,6 +137,22 @@ class Compiled:
             raise DataError(f"invalid value for {slot.origin or slot.name}: {error}") from None
         return args
 
+    def _named_arguments(self, params: dict[str, Any]) -> list[Any] | None:
+        """The args when every slot's value is in ``params`` and valid, else None (then the
+        general path applies the defaults and statement values, or raises the error)."""
+        named = self._named
+        if named is None:
+            return None
+        try:
+            return [params[name] if p is None else p(params[name]) for name, p in named]
+        except KeyError:
+            # This shape takes some value from elsewhere (a default, the statement): the
+            # general path serves it from now on, instead of failing here each time.
+            self._named = None
+        except InvalidValue:
+            pass
+        return None
+
     def _context(self, binds: Sequence[Any], params: Mapping[str, Any] | None) -> dict[str, Any]:
         context = {key: binds[position].value for key, position in self._context_values}
         if params:
@@ -134,8 +163,10 @@ class Compiled:
         self, statement: ClauseElement, params: Mapping[str, Any] | None = None
     ) -> tuple[str, list[Any]]:
         """``(sql, args)`` for one execution: positional args in the driver's order."""
-        binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
-        args = self._arguments(binds, params)
+        args = self._named_arguments(params) if params.__class__ is dict else None
+        if args is None:
+            binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
+            args = self._arguments(binds, params)
         if self._parts is None:
             return self.sql, args
         return self._render_variant(args), self._flatten(args)
@@ -145,7 +176,18 @@ class Compiled:
     ) -> tuple[str, list[list[Any]]]:
         """``(sql, [args, ...])`` for executemany: one SQL text, one args list per row."""
         binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
-        arg_rows = [self._arguments(binds, row) for row in rows]
+        binder = self._row_binder
+        if binder is None and self._rows_until_binder > 0:
+            self._rows_until_binder = max(self._rows_until_binder - len(rows), 0)
+            if not self._rows_until_binder:
+                binder = self._row_binder = _RowBinder.build(self._slots)
+        arg_rows = binder.bind(rows) if binder is not None else None
+        if arg_rows is None:
+            arg_rows = []
+            append = arg_rows.append
+            for row in rows:
+                args = self._named_arguments(row) if row.__class__ is dict else None
+                append(self._arguments(binds, row) if args is None else args)
         if self._parts is None:
             return self.sql, arg_rows
         if self._flatten_expanding:
@@ -180,6 +222,76 @@ class Compiled:
             else:
                 flat.append(value)
         return flat
+
+
+GENERATE_BINDER_AFTER = 256
+"""Rows bound through one ``Compiled``'s ``bind_many`` before its row binder is generated
+(generating one costs about as much as binding a couple of hundred rows the general way)."""
+
+
+class _RowBinder:
+    """Binds the rows of an executemany in one generated list comprehension.
+
+    Generated for a :class:`Compiled` whose every slot takes its value from a named
+    parameter (no IN lists, no values only in the statement), once enough rows went through
+    it. Each row becomes one list display, ``[p0(r["name"]), r["age"], p2(r.get("counter",
+    d2))]``, where a processor with an :func:`~asyncorm._sql.types.inline_check` is called
+    only for a value that fails the check. It takes the rows when they are all exact
+    ``dict``s and the first holds every name the display needs. If any row fails (a
+    missing name, a value a processor refuses), the rows go through one by one instead,
+    where the general path applies defaults and raises the errors exactly as for a single
+    execution. The display runs nothing impure (no callable default), so redoing is safe.
+    """
+
+    __slots__ = ("_required", "_rows")
+
+    def __init__(self, rows: Callable[[Sequence[Any]], list[list[Any]]], required: frozenset[str]):
+        self._rows = rows
+        self._required = required
+
+    @classmethod
+    def build(cls, slots: Sequence[BindSlot]) -> _RowBinder:
+        names: dict[str, Any] = {}
+        parts = []
+        required: list[str] = []
+        for number, slot in enumerate(slots):
+            name, default = slot.name, slot.default
+            assert name is not None
+            if default is not None and default.is_scalar and slot.position < 0:
+                names[f"d{number}"] = default.arg
+                value = f"r.get({name!r}, d{number})"
+            else:
+                value = f"r[{name!r}]"
+                required.append(name)
+            processor = slot.processor
+            if processor is None:
+                parts.append(value)
+                continue
+            names[f"p{number}"] = processor
+            check = inline_check(processor)
+            if check is None:
+                parts.append(f"p{number}({value})")
+                continue
+            # (v if (v := value).__class__ is c and <condition on v> else p(v))
+            python_class, condition = check
+            names[f"c{number}"] = python_class
+            v = f"v{number}"
+            test = f"({v} := {value}).__class__ is c{number}"
+            if condition:
+                test += " and " + condition.format(v=v)
+            parts.append(f"({v} if {test} else p{number}({v}))")
+        source = f"def rows(rs):\n    return [[{', '.join(parts)}] for r in rs]\n"
+        exec(compile(source, "<asyncorm row binder>", "exec"), names)
+        return cls(names["rows"], frozenset(required))
+
+    def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]] | None:
+        """The args of every row, or None when some row needs the row-by-row path."""
+        if rows and set(map(type, rows)) == {dict} and rows[0].keys() >= self._required:
+            try:
+                return self._rows(rows)
+            except (KeyError, InvalidValue):
+                pass
+        return None
 
 
 class Dialect:

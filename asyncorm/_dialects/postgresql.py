@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from .._sql import types as sqltypes
 from .._sql.compiler import BindSlot, SQLCompiler
 from .._sql.elements import BinaryExpression, BindParameter
-from .._sql.types import InvalidValue, Processor
+from .._sql.types import InvalidValue, Processor, inline_check, set_inline_check
 from .base import Dialect
 
 __all__ = ["PGCompiler", "PGDialect"]
@@ -42,6 +42,11 @@ def _string_processor(validate: Processor) -> Processor:
             raise InvalidValue("PostgreSQL cannot store a NUL character (\\x00) in a string")
         return value
 
+    check = inline_check(validate)
+    if check is not None:
+        cls, condition = check
+        no_nul = "'\\x00' not in {v}"
+        set_inline_check(process, cls, f"{condition} and {no_nul}" if condition else no_nul)
     return process
 
 

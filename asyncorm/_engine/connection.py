@@ -42,18 +42,20 @@ STREAM_CHUNK_SIZE = 1000
 def _param_keys(params: Any) -> tuple[str, ...] | None:
     if params is None:
         return None
-    if isinstance(params, Mapping):
+    if params.__class__ is dict or isinstance(params, Mapping):
         return tuple(sorted(params))
     return tuple(sorted(params[0])) if params else None
 
 
 def _check_params(params: Any) -> bool:
     """Validate ``params``; True when it is a list of parameter sets (executemany)."""
-    if params is None or isinstance(params, Mapping):
+    if params is None or params.__class__ is dict or isinstance(params, Mapping):
         return False
     if isinstance(params, list | tuple):
         if not params:
             raise exc.ArgumentError("execute() got an empty list of parameter sets")
+        if len(set(map(type, params))) == 1 and params[0].__class__ is dict:
+            return True  # the usual list of plain dicts, checked without a loop in Python
         for item in params:
             if not isinstance(item, Mapping):
                 raise exc.ArgumentError(
@@ -514,18 +516,26 @@ class AsyncConnection:
 
     async def _execute_tuples(
         self, statement: Any, params: Any = None
-    ) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
-        """For the ORM: processed rows as plain tuples, and the column keys; no Row objects."""
+    ) -> tuple[list[Any], tuple[str, ...]]:
+        """For the ORM: processed rows, and the column keys; no Row objects.
+
+        A row is only guaranteed to support ``row[i]`` and ``len(row)``: without result
+        processors the driver's rows come back as they are (asyncpg ``Record``s, sqlite3
+        tuples), which saves a copy of every row; with processors they are plain tuples.
+        """
         self._enter()
         try:
             self._check_usable()
             compiled, outcome = await self._run(statement, params)
         finally:
             self._leave()
-        if outcome.rows is None:
+        rows = outcome.rows
+        if rows is None:
             return [], ()
         keys, processors = self._shape(compiled, outcome.keys)
-        return process_rows(keys, outcome.rows, processors), keys
+        if processors is None:
+            return rows, keys
+        return process_rows(keys, rows, processors), keys
 
     async def scalar(self, statement: Any, params: Any = None) -> Any:
         """The first column of the first row, or None."""

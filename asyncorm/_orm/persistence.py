@@ -167,8 +167,7 @@ async def _insert_multirow(
 
         def build(size: int = size) -> Any:
             values = [
-                {mapper.columns[key]: bindparam(f"r{i}_{key}") for key in keys}
-                for i in range(size)
+                {mapper.columns[key]: bindparam(f"r{i}_{key}") for key in keys} for i in range(size)
             ]
             return insert(table).values(values).returning(*(mapper.columns[k] for k in returning))
 

@@ -37,6 +37,8 @@ __all__ = [
     "Time",
     "TypeEngine",
     "Uuid",
+    "inline_check",
+    "set_inline_check",
     "to_instance",
     "type_for_value",
 ]
@@ -52,6 +54,25 @@ class InvalidValue(ValueError):
     Raised by validators; the compiled statement turns it into ``asyncorm.exc.DataError``
     naming the column, because only the compiled statement knows the column.
     """
+
+
+InlineCheck = tuple[type, str]
+"""``(cls, condition)``: for a value whose class is exactly ``cls`` and for which the Python
+expression ``condition.format(v=name)`` is true, the processor returns the value unchanged."""
+
+
+def set_inline_check(processor: Processor, cls: type, condition: str = "") -> Processor:
+    """Attach an :data:`InlineCheck` to ``processor``, for generated code that binds many
+    rows: it tests the value in place and calls the processor only when the test fails.
+    ``condition`` may only refer to the value as ``{v}`` (and to builtins)."""
+    setattr(processor, "_asyncorm_inline_check", (cls, condition))  # noqa: B010
+    return processor
+
+
+def inline_check(processor: Processor) -> InlineCheck | None:
+    """The :data:`InlineCheck` attached to ``processor``, or None."""
+    check: InlineCheck | None = getattr(processor, "_asyncorm_inline_check", None)
+    return check
 
 
 def _describe(value: Any) -> str:
@@ -107,7 +128,7 @@ def _integer_validator(kind: str, low: int, high: int) -> Processor:
             return value
         raise InvalidValue(f"{value} is out of range for {kind} ({low} to {high})")
 
-    return validate
+    return set_inline_check(validate, int, f"{low} <= {{v}} <= {high}")
 
 
 class Integer(TypeEngine[int]):
@@ -153,7 +174,7 @@ class Float(TypeEngine[float]):
                 raise InvalidValue(f"Float expects a float, got {_describe(value)}")
             return float(value)
 
-        return validate
+        return set_inline_check(validate, float)
 
 
 class Numeric(TypeEngine[decimal.Decimal]):
@@ -233,7 +254,8 @@ def _string_validator(label: str, length: int | None) -> Processor:
                 ) from None
         return value
 
-    return validate
+    condition = "{v}.isascii()" if length is None else f"len({{v}}) <= {length} and {{v}}.isascii()"
+    return set_inline_check(validate, str, condition)
 
 
 class String(TypeEngine[str]):
@@ -272,7 +294,7 @@ class Boolean(TypeEngine[bool]):
                 return value
             raise InvalidValue(f"Boolean expects a bool, got {_describe(value)}")
 
-        return validate
+        return set_inline_check(validate, bool)
 
 
 class Date(TypeEngine[datetime.date]):
@@ -289,7 +311,7 @@ class Date(TypeEngine[datetime.date]):
                 raise InvalidValue(f"Date expects a datetime.date, got {_describe(value)}")
             return value
 
-        return validate
+        return set_inline_check(validate, datetime.date)
 
 
 class DateTime(TypeEngine[datetime.datetime]):
@@ -362,7 +384,7 @@ class LargeBinary(TypeEngine[bytes]):
                 return bytes(value)
             raise InvalidValue(f"LargeBinary expects bytes, got {_describe(value)}")
 
-        return validate
+        return set_inline_check(validate, bytes)
 
 
 class JSON(TypeEngine[Any]):

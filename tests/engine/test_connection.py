@@ -405,10 +405,29 @@ async def test_execute_tuples_for_the_orm(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         rows, keys = await conn._execute_tuples(text("SELECT id, name FROM items ORDER BY id"))
         assert keys == ("id", "name")
-        assert rows == [(1, "n1"), (2, "n2")]
-        assert all(type(row) is tuple for row in rows)
+        # Rows are indexable (the driver's own rows when nothing needs converting).
+        assert [(row[0], row[1]) for row in rows] == [(1, "n1"), (2, "n2")]
+        assert [len(row) for row in rows] == [2, 2]
         rows, keys = await conn._execute_tuples(text("UPDATE items SET qty = 0"))
         assert (rows, keys) == ([], ())
+
+
+async def test_execute_tuples_applies_result_processors(engine: AsyncEngine) -> None:
+    import enum
+
+    from asyncorm import Enum, Integer
+
+    class Name(enum.Enum):
+        n1 = 1
+        n2 = 2
+
+    await fill(engine, 2)
+    statement = text("SELECT id, name FROM items ORDER BY id").columns(id=Integer, name=Enum(Name))
+    async with engine.connect() as conn:
+        rows, keys = await conn._execute_tuples(statement)
+    assert keys == ("id", "name")
+    assert rows == [(1, Name.n1), (2, Name.n2)]
+    assert all(type(row) is tuple for row in rows)
 
 
 async def test_run_ddl(db: Database) -> None:

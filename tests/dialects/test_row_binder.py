@@ -1,0 +1,328 @@
+"""The fast binding paths give the same values, and the same errors, as the general one.
+
+``Compiled.bind_many`` generates a list comprehension for a statement shape once enough
+rows went through it (``GENERATE_BINDER_AFTER``); these tests bind more rows than that, so
+the generated code runs. ``Compiled.bind`` (and ``bind_many`` before that) read the values
+of a shape whose every slot is named straight from a dict of parameters. Both are compared
+with ``Compiled._arguments``, the general path, which also raises every error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import itertools
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from asyncorm import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Time,
+    Uuid,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from asyncorm._dialects.base import GENERATE_BINDER_AFTER, Compiled, Dialect
+from asyncorm._dialects.postgresql import PGDialect
+from asyncorm._dialects.sqlite import SQLiteDialect
+from asyncorm.exc import ArgumentError, DataError
+
+ROWS = GENERATE_BINDER_AFTER + 44
+
+
+class Mood(enum.Enum):
+    happy = "h"
+    sad = "s"
+
+
+class Level(enum.IntEnum):
+    low = 1
+
+
+class Name(str):
+    pass
+
+
+class ParamsDict(dict[str, Any]):
+    pass
+
+
+metadata = MetaData()
+samples = Table(
+    "samples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("small", SmallInteger),
+    Column("big", BigInteger),
+    Column("string", String(10)),
+    Column("text", Text),
+    Column("flag", Boolean),
+    Column("real", Float),
+    Column("money", Numeric(10, 2)),
+    Column("day", Date),
+    Column("stamp", DateTime),
+    Column("stamp_tz", DateTime(timezone=True)),
+    Column("clock", Time),
+    Column("blob", LargeBinary),
+    Column("doc", JSON),
+    Column("ident", Uuid),
+    Column("mood", Enum(Mood)),
+    Column("counter", Integer, default=7),
+)
+
+GOOD: dict[str, list[Any]] = {
+    "small": [-32768, 32767, Level.low, None],
+    "big": [-(2**63), 2**63 - 1, 0],
+    "string": ["", "x" * 10, "héllo ✓", Name("sub"), None],
+    "text": ["x" * 1000, "emoji 🎉", ""],
+    "flag": [True, False, None],
+    "real": [1.5, 3, decimal.Decimal("2.5"), float("nan"), None],
+    "money": [decimal.Decimal("1.005"), 12, 1.25, None],
+    "day": [datetime.date(2024, 2, 29), None],
+    "stamp": [datetime.datetime(2024, 1, 2, 3, 4, 5), None],
+    "stamp_tz": [datetime.datetime(2024, 1, 2, tzinfo=datetime.UTC), None],
+    "clock": [datetime.time(23, 59), None],
+    "blob": [b"\x00\xff", bytearray(b"ab"), memoryview(b"cd"), None],
+    "doc": [{"a": [1, None]}, [1, "two"], None],
+    "ident": [uuid.UUID(int=5), "12345678-1234-5678-1234-567812345678", None],
+    "mood": [Mood.sad, "happy", None],
+    "counter": [0, -1],
+}
+
+
+@pytest.fixture(params=[PGDialect, SQLiteDialect], ids=["postgresql", "sqlite"])
+def dialect(request: pytest.FixtureRequest) -> Dialect:
+    dialect_class: type[Dialect] = request.param
+    return dialect_class()  # its own compiled cache: each test starts without a binder
+
+
+def good_rows() -> list[dict[str, Any]]:
+    cycles = {key: itertools.cycle(values) for key, values in GOOD.items()}
+    return [{"id": i, **{key: next(cycle) for key, cycle in cycles.items()}} for i in range(ROWS)]
+
+
+def compiled_for(dialect: Dialect, statement: Any, rows: list[Any]) -> Compiled:
+    return dialect.compile(statement, tuple(sorted(rows[0])))
+
+
+def one_by_one(compiled: Compiled, statement: Any, rows: list[Any]) -> list[list[Any]]:
+    binds = statement._generate_cache_key()[1]
+    return [compiled._arguments(binds, row) for row in rows]
+
+
+def test_generated_binder_gives_the_same_arguments(dialect: Dialect) -> None:
+    statement = insert(samples)
+    rows = good_rows()
+    compiled = compiled_for(dialect, statement, rows)
+    sql, arg_rows = compiled.bind_many(statement, rows)
+    assert compiled._row_binder is not None
+    assert sql == compiled.sql
+    assert arg_rows == one_by_one(compiled, statement, rows)
+    names = [slot.name for slot in compiled._slots]
+    assert [row[names.index("counter")] for row in arg_rows[:2]] == [0, -1]
+    flags = [row[names.index("flag")] for row in arg_rows[:3]]
+    assert flags == ([1, 0, None] if dialect.name == "sqlite" else [True, False, None])
+
+
+def test_binder_is_generated_once_and_only_for_enough_rows(dialect: Dialect) -> None:
+    statement = insert(samples)
+    rows = good_rows()
+    compiled = compiled_for(dialect, statement, rows)
+    compiled.bind_many(statement, rows[:10])
+    assert compiled._row_binder is None  # a small flush does not pay for generating it
+    compiled.bind_many(statement, rows)
+    binder = compiled._row_binder
+    assert binder is not None
+    assert dialect.compile(statement, tuple(sorted(rows[0]))) is compiled
+    assert compiled.bind_many(statement, rows[:3])[1] == one_by_one(compiled, statement, rows[:3])
+    assert compiled._row_binder is binder
+
+
+def test_defaults_and_rows_of_other_kinds(dialect: Dialect) -> None:
+    calls = itertools.count(100)
+    table = Table(
+        "defaults",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20), default="anon"),
+        Column("serial", Integer, default=lambda: next(calls)),
+        Column("twice", Integer, default=lambda context: context.current_parameters["id"] * 2),
+    )
+
+    class Params(Mapping[str, Any]):
+        def __init__(self, data: dict[str, Any]) -> None:
+            self._data = data
+
+        def __getitem__(self, key: str) -> Any:
+            return self._data[key]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._data)
+
+        def __len__(self) -> int:
+            return len(self._data)
+
+    statement = insert(table)
+    rows: list[Any] = [{"id": i, "serial": i, "twice": 0} for i in range(ROWS)]
+    rows[5] = {"id": 5}  # defaults: a scalar, a callable, a callable taking the context
+    rows[6] = {"id": 6, "name": None, "serial": 1, "twice": 1}
+    rows[7] = Params({"id": 7, "serial": 7, "twice": 0})
+    rows[8] = ParamsDict(id=8, serial=8, twice=0)
+    compiled = compiled_for(dialect, statement, rows)
+    _, arg_rows = compiled.bind_many(statement, rows)
+    assert compiled._row_binder is not None
+    assert arg_rows[5] == [5, "anon", 100, 10]
+    assert arg_rows[6] == [6, None, 1, 1]
+    assert arg_rows[7] == [7, "anon", 7, 0]
+    assert arg_rows[8] == [8, "anon", 8, 0]
+    assert arg_rows[9] == [9, "anon", 9, 0]
+    assert next(calls) == 101  # the callable default ran once, for the one row without it
+    # The first row lacking a name the comprehension needs sends every row the long way.
+    rows[0] = {"id": 0}
+    _, arg_rows = compiled.bind_many(statement, rows)
+    assert arg_rows[0] == [0, "anon", 102, 0] and arg_rows[5] == [5, "anon", 103, 10]
+    assert arg_rows[9] == [9, "anon", 9, 0]
+
+
+def test_named_parameters_of_an_update(dialect: Dialect) -> None:
+    statement = (
+        update(samples)
+        .where(samples.c.id == bindparam("pk"))
+        .values(string=bindparam("new_name"), big=bindparam("new_big"))
+    )
+    rows = [{"pk": i, "new_name": f"n{i}", "new_big": i * 10} for i in range(ROWS)]
+    compiled = compiled_for(dialect, statement, rows)
+    _, arg_rows = compiled.bind_many(statement, rows)
+    assert compiled._row_binder is not None
+    assert arg_rows == one_by_one(compiled, statement, rows)
+    with pytest.raises(ArgumentError, match="'new_big'"):
+        compiled.bind_many(statement, [*rows[:-1], {"pk": 1, "new_name": "x"}])
+
+
+BAD: list[tuple[str, Any, str]] = [
+    ("id", "12", "Integer expects an int"),
+    ("id", True, "Integer expects an int"),
+    ("id", 2**31, "out of range"),
+    ("id", 1.0, "Integer expects an int"),
+    ("small", 40000, "out of range"),
+    ("big", 2**63, "out of range"),
+    ("counter", False, "Integer expects an int"),
+    ("string", 5, "expects a str"),
+    ("string", b"bytes", "expects a str"),
+    ("string", "x" * 11, "does not fit"),
+    ("string", "lone \ud800", "surrogate"),
+    ("text", "\udfff", "surrogate"),
+    ("flag", 1, "Boolean expects a bool"),
+    ("real", "1.5", "Float expects a float"),
+    ("real", True, "Float expects a float"),
+    ("money", decimal.Decimal("1e30"), "integer digits"),
+    ("day", datetime.datetime(2024, 1, 1), "Date expects"),
+    ("stamp", datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC), "naive"),
+    ("stamp_tz", datetime.datetime(2024, 1, 1), "aware"),
+    ("clock", "10:00", "Time expects"),
+    ("blob", "text", "LargeBinary expects bytes"),
+    ("ident", "not-a-uuid", "Uuid expects"),
+    ("mood", "angry", "not a member of Mood"),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "message"), BAD)
+@pytest.mark.parametrize("at", [0, ROWS - 1])
+def test_a_bad_value_raises_what_a_single_bind_raises(
+    dialect: Dialect, column: str, value: Any, message: str, at: int
+) -> None:
+    statement = insert(samples)
+    rows = good_rows()
+    rows[at] = {**rows[at], column: value}
+    compiled = compiled_for(dialect, statement, rows)
+    compiled.bind_many(statement, rows[at + 1 :] + rows[:at])  # generate the binder
+    assert compiled._row_binder is not None
+    with pytest.raises(DataError, match=message) as single:
+        compiled.bind(statement, rows[at])
+    with pytest.raises(DataError, match=message) as many:
+        compiled.bind_many(statement, rows)
+    assert str(many.value) == str(single.value)
+    assert str(many.value).startswith(f"invalid value for samples.{column}: ")
+
+
+@pytest.mark.parametrize("column", ["string", "text"])
+def test_nul_in_a_string(dialect: Dialect, column: str) -> None:
+    statement = insert(samples)
+    rows = good_rows()
+    rows[-1] = {**rows[-1], column: "a\x00b"}
+    compiled = compiled_for(dialect, statement, rows)
+    if dialect.name == "postgresql":
+        compiled.bind_many(statement, rows[:-1])
+        assert compiled._row_binder is not None
+        with pytest.raises(DataError, match=rf"samples\.{column}: PostgreSQL cannot store a NUL"):
+            compiled.bind_many(statement, rows)
+    else:
+        _, arg_rows = compiled.bind_many(statement, rows)
+        assert compiled._row_binder is not None
+        assert arg_rows[-1][list(rows[-1]).index(column)] == "a\x00b"
+
+
+def test_the_first_bad_row_is_reported(dialect: Dialect) -> None:
+    statement = insert(samples)
+    rows = good_rows()
+    rows[100] = {**rows[100], "big": "x"}
+    rows[200] = {**rows[200], "string": 5}
+    compiled = compiled_for(dialect, statement, rows)
+    compiled.bind_many(statement, good_rows())
+    assert compiled._row_binder is not None
+    with pytest.raises(DataError, match=r"samples\.big"):
+        compiled.bind_many(statement, rows)
+
+
+def test_single_bind_of_named_parameters(dialect: Dialect) -> None:
+    statement = select(samples.c.id).where(
+        samples.c.string == bindparam("s"), samples.c.big > bindparam("b")
+    )
+    compiled = dialect.compile(statement)
+    assert compiled.bind(statement, {"s": "x", "b": 5, "other": 1})[1] == ["x", 5]
+    assert compiled.bind(statement, {"s": Name("y"), "b": Level.low})[1] == ["y", 1]
+    with pytest.raises(DataError, match=r"^invalid value for samples\.big: BigInteger expects"):
+        compiled.bind(statement, {"s": "x", "b": "5"})
+    with pytest.raises(DataError, match=r"^invalid value for samples\.string: a string of 11"):
+        compiled.bind(statement, {"s": "x" * 11, "b": 2**64})  # the first slot is reported
+    with pytest.raises(ArgumentError, match="'b'"):
+        compiled.bind(statement, {"s": "x"})
+    assert compiled.bind(statement, {"s": "z", "b": 6})[1] == ["z", 6]
+
+
+def test_single_bind_of_values_not_in_the_parameters(dialect: Dialect) -> None:
+    statement = select(samples.c.id).where(
+        samples.c.string == bindparam("s", "dflt"), samples.c.big > bindparam("b")
+    )
+    compiled = dialect.compile(statement)
+    assert compiled.bind(statement, {"s": "x", "b": 1})[1] == ["x", 1]
+    assert compiled.bind(statement, {"b": 2})[1] == ["dflt", 2]  # the statement's value
+    assert compiled.bind(statement, {"s": "y", "b": 3})[1] == ["y", 3]
+    other = select(samples.c.id).where(
+        samples.c.string == bindparam("s", "other"), samples.c.big > bindparam("b")
+    )
+    assert dialect.compile(other) is compiled
+    assert compiled.bind(other, {"b": 4})[1] == ["other", 4]
+    assert compiled.bind(other, ParamsDict(b=5))[1] == ["other", 5]
+    assert compiled.bind(other, ParamsDict(s="s", b=6))[1] == ["s", 6]
