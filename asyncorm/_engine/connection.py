@@ -487,17 +487,21 @@ class AsyncConnection:
             raise
         return compiled, outcome
 
+    async def _run_exclusively(self, statement: Any, params: Any) -> tuple[Any, Any]:
+        """``_run`` for one task at a time, on a connection that is still usable."""
+        self._enter()
+        try:
+            self._check_usable()
+            return await self._run(statement, params)
+        finally:
+            self._leave()
+
     async def execute(self, statement: Any, params: Any = None) -> Result[Any]:
         """Run ``statement`` with ``params`` (a dict, or a list of dicts for executemany).
 
         Plain SQL strings are refused: wrap them in ``text()``.
         """
-        self._enter()
-        try:
-            self._check_usable()
-            compiled, outcome = await self._run(statement, params)
-        finally:
-            self._leave()
+        compiled, outcome = await self._run_exclusively(statement, params)
         rows = outcome.rows
         if rows is None:
             return Result._from_driver((), None, None, outcome.rowcount)
@@ -523,12 +527,7 @@ class AsyncConnection:
         processors the driver's rows come back as they are (asyncpg ``Record``s, sqlite3
         tuples), which saves a copy of every row; with processors they are plain tuples.
         """
-        self._enter()
-        try:
-            self._check_usable()
-            compiled, outcome = await self._run(statement, params)
-        finally:
-            self._leave()
+        compiled, outcome = await self._run_exclusively(statement, params)
         rows = outcome.rows
         if rows is None:
             return [], ()
