@@ -247,8 +247,8 @@ async def test_session_agrees_with_model(db: Database) -> None:
     SessionMachine.database = db
     runner = SessionMachine.TestCase
     runner.settings = settings(
-        max_examples=25,
-        stateful_step_count=20,
+        max_examples=60,
+        stateful_step_count=25,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
