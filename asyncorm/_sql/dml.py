@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ..exc import ArgumentError
 from . import types as sqltypes
@@ -238,13 +238,29 @@ def _missing_value(column: Column[Any], row: Mapping[str, Any]) -> ColumnElement
     return BindParameter(None, None, column.type, origin=column._origin)
 
 
-class Update(_DMLBase):
+class _FilteredDML(_DMLBase):
+    """UPDATE and DELETE: statements narrowed by WHERE criteria."""
+
+    _where_criteria: tuple[ColumnElement[Any], ...] = ()
+
+    def where(self, *criteria: Any) -> Self:
+        """Add WHERE criteria; several criteria (and repeated calls) are ANDed."""
+        new = self._generate()
+        new._where_criteria = self._where_criteria + tuple(coerce_where(c) for c in criteria)
+        return new
+
+    filter = where
+
+    def filter_by(self, **values: Any) -> Self:
+        return self.where(*(self._column(key) == value for key, value in values.items()))
+
+
+class Update(_FilteredDML):
     """``UPDATE``. Without ``.values()``, SET comes from the execution parameters that are
     columns (and not names of ``bindparam()`` objects in the WHERE clause)."""
 
     __visit_name__ = "update"
     _values: ValuePairs | None = None
-    _where_criteria: tuple[ColumnElement[Any], ...] = ()
 
     @property
     def _uses_param_keys(self) -> bool:  # type: ignore[override]
@@ -264,16 +280,6 @@ class Update(_DMLBase):
         new._values = self._ordered(pairs)
         return new
 
-    def where(self, *criteria: Any) -> Update:
-        new = self._generate()
-        new._where_criteria = self._where_criteria + tuple(coerce_where(c) for c in criteria)
-        return new
-
-    filter = where
-
-    def filter_by(self, **values: Any) -> Update:
-        return self.where(*(self._column(key) == value for key, value in values.items()))
-
     def _gen_cache_key(self, anon_map: AnonMap, binds: list[BindParameter[Any]]) -> Any:
         return (
             "update",
@@ -284,21 +290,10 @@ class Update(_DMLBase):
         )
 
 
-class Delete(_DMLBase):
+class Delete(_FilteredDML):
     """``DELETE FROM table WHERE ...``."""
 
     __visit_name__ = "delete"
-    _where_criteria: tuple[ColumnElement[Any], ...] = ()
-
-    def where(self, *criteria: Any) -> Delete:
-        new = self._generate()
-        new._where_criteria = self._where_criteria + tuple(coerce_where(c) for c in criteria)
-        return new
-
-    filter = where
-
-    def filter_by(self, **values: Any) -> Delete:
-        return self.where(*(self._column(key) == value for key, value in values.items()))
 
     def _gen_cache_key(self, anon_map: AnonMap, binds: list[BindParameter[Any]]) -> Any:
         return (
