@@ -9,7 +9,11 @@ primitive since the first release; the rest of the adapter uses only sqlite3 its
 Transactions are ours: the sqlite3 module's implicit BEGIN is switched off
 (``isolation_level=None``) and the engine emits BEGIN/COMMIT/SAVEPOINT explicitly. Which
 BEGIN to use is the caller's choice; the engine uses a plain deferred BEGIN and serialises
-its transactions itself (see ``asyncorm._engine.engine`` for why).
+its transactions itself (see ``asyncorm._engine.engine`` for why). A BEGIN is not sent on
+its own: it rides on the transaction's first statement, in the same thread hop, and a
+transaction that ran no statement ends without any. SQLite takes no lock at BEGIN anyway,
+so this changes nothing but the latency: a one-statement transaction costs two hops, not
+three.
 
 A cancelled call keeps running on the worker thread; later calls queue behind it. Such a
 connection is marked interrupted, and :meth:`AiosqliteConnection.reset` interrupts the
@@ -152,6 +156,11 @@ def _open_cursor(
     return cursor, (_keys(cursor) if cursor.description is not None else ())
 
 
+def _begin_then(raw: sqlite3.Connection, begin_sql: str, fn: Callable[..., Any], *args: Any) -> Any:
+    raw.execute(begin_sql).close()
+    return fn(*args)
+
+
 def _run_plain(raw: sqlite3.Connection, sql: str) -> None:
     raw.execute(sql).close()
 
@@ -205,7 +214,15 @@ class AiosqliteConnection:
 
     dialect_name = "sqlite"
 
-    __slots__ = ("_begin_sql", "_broken", "_conn", "_dispatch", "_interrupted", "_raw")
+    __slots__ = (
+        "_begin_pending",
+        "_begin_sql",
+        "_broken",
+        "_conn",
+        "_dispatch",
+        "_interrupted",
+        "_raw",
+    )
 
     def __init__(self, conn: aiosqlite.Connection, begin_sql: str) -> None:
         self._conn = conn
@@ -214,6 +231,7 @@ class AiosqliteConnection:
         self._raw: sqlite3.Connection = conn._conn
         self._dispatch = cast(Callable[..., Awaitable[Any]], conn._execute)
         self._begin_sql = begin_sql
+        self._begin_pending = False
         self._interrupted = False
         self._broken = False
 
@@ -224,7 +242,7 @@ class AiosqliteConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return not self._broken and self._raw.in_transaction
+        return not self._broken and (self._begin_pending or self._raw.in_transaction)
 
     @property
     def interrupted(self) -> bool:
@@ -237,6 +255,9 @@ class AiosqliteConnection:
     async def _call(
         self, fn: Callable[..., Any], *args: Any, sql: str | None, params: object = None
     ) -> Any:
+        if self._begin_pending:
+            self._begin_pending = False
+            fn, args = _begin_then, (self._raw, self._begin_sql, fn, *args)
         try:
             return await self._dispatch(fn, *args)
         except Exception as error:
@@ -275,12 +296,20 @@ class AiosqliteConnection:
         await self._plain(sql)
 
     async def begin(self) -> None:
-        await self._plain(self._begin_sql)
+        if self.in_transaction:
+            await self._plain(self._begin_sql)  # fails as SQLite does: already in one
+        self._begin_pending = True
 
     async def commit(self) -> None:
+        if self._begin_pending:
+            self._begin_pending = False  # nothing ran: there is nothing to commit
+            return
         await self._plain("COMMIT")
 
     async def rollback(self) -> None:
+        if self._begin_pending:
+            self._begin_pending = False
+            return
         await self._plain("ROLLBACK")
 
     async def savepoint(self, name: str) -> None:
@@ -304,6 +333,9 @@ class AiosqliteConnection:
         """
         if self.is_closed:
             return False
+        self._begin_pending = False
+        if not self._interrupted and not self._raw.in_transaction:
+            return True
         if self._interrupted:
             self._raw.interrupt()
         await self._call(_reset, self._raw, sql="ROLLBACK")

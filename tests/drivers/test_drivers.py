@@ -296,6 +296,48 @@ async def test_sqlite_connection_settings(db: Database) -> None:
         await conn.close()
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_sqlite_begin_rides_on_the_first_statement(db: Database) -> None:
+    engine = db.make_engine()
+    conn = await engine._raw_connection()
+    assert isinstance(conn, sqlite_driver.AiosqliteConnection)
+    hops: list[str] = []
+    dispatch = conn._dispatch
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await dispatch(fn, *args)
+
+    conn._dispatch = counted
+    try:
+        await conn.run_script(ITEMS_TABLE)
+        hops.clear()
+        await conn.begin()
+        assert conn.in_transaction and not conn.raw.in_transaction and hops == []
+        await conn.execute(insert_sql(conn), [1, "a", 1])
+        assert conn.raw.in_transaction  # BEGIN ran in the statement's hop
+        await conn.commit()
+        assert hops == ["_begin_then", "_run_plain"]
+        hops.clear()
+        await conn.begin()
+        await conn.rollback()  # an empty transaction costs no hop at all
+        await conn.begin()
+        await conn.commit()
+        assert hops == [] and not conn.in_transaction
+        await conn.begin()
+        await conn.execute(insert_sql(conn), [2, "b", 1])
+        await conn.rollback()
+        await conn.begin()
+        with pytest.raises(exc.ProgrammingError, match="within a transaction"):
+            await conn.begin()  # a second BEGIN fails as SQLite's own does
+        await conn.execute("SELECT 1", [])
+        assert await conn.reset() and not conn.in_transaction
+        outcome = await conn.execute("SELECT id FROM items", [])
+        assert [r[0] for r in outcome.rows or []] == [1]
+    finally:
+        await conn.close()
+
+
 def test_status_rowcount() -> None:
     assert status_rowcount("UPDATE 3") == 3
     assert status_rowcount("INSERT 0 2") == 2
