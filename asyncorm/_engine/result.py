@@ -289,9 +289,13 @@ def process_rows(
 
 
 class _Shape:
-    """Keys plus the converters of one result; a transform (from the ORM) may sit on top."""
+    """Keys plus the converters of one result; a transform (from the ORM) may sit on top.
 
-    __slots__ = ("keys", "processors", "rows", "transform", "tuples")
+    A ``bare`` shape has one column whose raw rows are the values themselves (the ORM's
+    one-entity results): ``scalars()`` then hands them out without a tuple per row.
+    """
+
+    __slots__ = ("bare", "keys", "processors", "rows", "transform", "tuples")
 
     def __init__(
         self,
@@ -299,11 +303,20 @@ class _Shape:
         processors: Processors | None,
         transform: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
         base: _Shape | None = None,
+        *,
+        bare: bool = False,
     ) -> None:
         self.keys = keys
         self.processors = processors
         self.transform = transform
-        if transform is None or base is None:
+        self.bare = bare
+        self.tuples: Maker
+        self.rows: Maker
+        if bare:
+            cls = row_class(keys)
+            self.tuples = _bare_tuples
+            self.rows = lambda raw: [_tuple_new(cls, (value,)) for value in raw]
+        elif transform is None or base is None:
             self.tuples = _maker("tuple", keys, processors, 0)
             self.rows = _maker("row", keys, processors, 0)
         else:
@@ -335,6 +348,8 @@ class _Shape:
 
     def scalars(self, index: int | str) -> Maker:
         position = self.column(index)
+        if self.bare:
+            return _bare_values
         if self.transform is None:
             return _maker("scalar", self.keys, self.processors, position)
         tuples = self.tuples
@@ -352,6 +367,14 @@ class _Shape:
             return list(map(RowMapping, rows(raw)))
 
         return make
+
+
+def _bare_tuples(raw: list[Any]) -> list[Any]:
+    return [(value,) for value in raw]
+
+
+def _bare_values(raw: list[Any]) -> list[Any]:
+    return raw[:]
 
 
 def _unique_marker(item: Any) -> Any:
@@ -633,6 +656,15 @@ class Result(_View, Generic[_T]):
         self = cls.__new__(cls)
         shape = _Shape(keys, processors)
         _View.__init__(self, _Source(raw, rowcount), shape, shape.rows)
+        return self
+
+    @classmethod
+    def _of_values(cls, key: str, values: list[Any]) -> Result[Any]:
+        """A one-column result whose values are given as they are, with no tuple per row
+        (a list of ORM objects stays the only list until rows are asked for)."""
+        self = cls.__new__(cls)
+        shape = _Shape((key,), None, bare=True)
+        _View.__init__(self, _Source(values, len(values)), shape, shape.rows)
         return self
 
     @property

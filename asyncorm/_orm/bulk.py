@@ -60,7 +60,9 @@ async def execute_update_delete(
         result = await connection.execute(statement.returning(*pk_columns), params)
         rows = result.all()
         keys = [mapper.identity_key(tuple(row)) for row in rows]
-        objects = [obj for obj in (session._identity_map.get(k) for k in keys) if obj is not None]
+        objects = [
+            obj for obj in (session._identity_map.get(mapper, k) for k in keys) if obj is not None
+        ]
         if is_update:
             changed = [mapper.key_of_column(column) for column, _ in statement._values or ()]
             for obj in objects:

@@ -3,36 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Set
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .state import IdentityKey, InstanceState
+from .state import InstanceState
+
+if TYPE_CHECKING:
+    from .mapper import Mapper
 
 
 class IdentityMap:
-    """Maps identity keys to states; an object stays alive only while someone else holds it,
-    or while it has unflushed changes (then its state holds it strongly, see ``hold``)."""
+    """Maps each mapper's primary keys to states; an object stays alive only while someone
+    else holds it, or while it has unflushed changes (then its state holds it strongly, see
+    ``hold``).
 
-    __slots__ = ("_held", "_states")
+    One dictionary per mapper, keyed by the bare primary key (the value itself, or a tuple
+    for a composite key): no key object is allocated per row, and a lookup hashes a value,
+    not a ``(class, (value,))`` pair.
+    """
+
+    __slots__ = ("_by_mapper", "_held")
 
     def __init__(self) -> None:
-        self._states: dict[IdentityKey, InstanceState] = {}
+        self._by_mapper: dict[Mapper, dict[Any, InstanceState]] = {}
         # States whose object is pinned through ``state.strong``; keyed by id() because
         # user classes may define __eq__/__hash__ and weakrefs compare by their referents.
         self._held: dict[int, InstanceState] = {}
 
     def __len__(self) -> int:
-        return len(self._states)
+        return sum(map(len, self._by_mapper.values()))
 
-    def get_state(self, key: IdentityKey) -> InstanceState | None:
-        return self._states.get(key)
+    def states_of(self, mapper: Mapper) -> dict[Any, InstanceState]:
+        """The live dictionary of one mapper's states (row loaders write into it)."""
+        states = self._by_mapper.get(mapper)
+        if states is None:
+            states = self._by_mapper[mapper] = {}
+        return states
 
-    def get(self, key: IdentityKey) -> Any:
-        state = self._states.get(key)
+    def get_state(self, mapper: Mapper, key: Any) -> InstanceState | None:
+        states = self._by_mapper.get(mapper)
+        return None if states is None else states.get(key)
+
+    def get(self, mapper: Mapper, key: Any) -> Any:
+        state = self.get_state(mapper, key)
         return None if state is None else state()
 
     def add(self, state: InstanceState) -> None:
         assert state.key is not None
-        self._states[state.key] = state
+        self.states_of(state.mapper)[state.key] = state
 
     def hold(self, state: InstanceState, obj: object) -> None:
         """Keep ``obj`` alive until its changes are flushed."""
@@ -44,21 +61,22 @@ class IdentityMap:
         self._held.pop(id(state), None)
 
     def discard(self, state: InstanceState) -> None:
-        if state.key is not None and self._states.get(state.key) is state:
-            del self._states[state.key]
+        self.discard_collected(state)
         self.release(state)
 
     def discard_collected(self, state: InstanceState) -> None:
-        # Weakref callback: the object is gone, so only its map entry is left to drop.
+        # Also the weakref callback: the object is gone, so only its entry is left to drop.
         key = state.key
-        if key is not None and self._states.get(key) is state:
-            del self._states[key]
+        if key is not None:
+            states = self._by_mapper.get(state.mapper)
+            if states is not None and states.get(key) is state:
+                del states[key]
 
     def states(self) -> list[InstanceState]:
-        return list(self._states.values())
+        return [state for states in self._by_mapper.values() for state in states.values()]
 
     def objects(self) -> list[Any]:
-        return [obj for obj in (state() for state in self._states.values()) if obj is not None]
+        return [obj for obj in (state() for state in self.states()) if obj is not None]
 
     def held_states(self) -> list[InstanceState]:
         return list(self._held.values())
@@ -67,7 +85,7 @@ class IdentityMap:
         for state in self._held.values():
             state.strong = None
         self._held.clear()
-        self._states.clear()
+        self._by_mapper.clear()
 
 
 class IdentitySet(Set[Any]):

@@ -49,12 +49,16 @@ class InstanceInspection:
 
     @property
     def identity(self) -> tuple[Any, ...] | None:
-        key = self._state.key
-        return None if key is None else key[1]
+        state = self._state
+        return None if state.key is None else state.mapper.primary_key_of(state.key)
 
     @property
-    def key(self) -> Any:
-        return self._state.key
+    def key(self) -> tuple[type, tuple[Any, ...]] | None:
+        """``(class, primary key tuple)``, as SQLAlchemy's identity key (without the token)."""
+        state = self._state
+        if state.key is None:
+            return None
+        return (state.mapper.class_, state.mapper.primary_key_of(state.key))
 
     @property
     def transient(self) -> bool:

@@ -14,9 +14,9 @@ from .._sql.elements import bindparam
 from .._sql.selectable import Select, select
 from ..exc import InvalidRequestError, ObjectDeletedError
 from . import bulk, strategies
-from .mapper import Mapper, RowLoader, mapper_for_table, mapper_of_class
+from .mapper import LoadRow, Mapper, RowLoader, mapper_for_table, mapper_of_class
 from .relationships import configure_mappers
-from .state import NO_VALUE, IdentityKey, InstanceState, instance_state
+from .state import NO_VALUE, InstanceState, instance_state
 
 if TYPE_CHECKING:
     from .._engine.result import AsyncResult, Result
@@ -34,6 +34,14 @@ class LoadingPlan:
     @property
     def single_entity(self) -> bool:
         return len(self.columns) == 1 and not isinstance(self.columns[0], int)
+
+    def bind(self, session: AsyncSession, populate_existing: bool) -> tuple[LoadRow | int, ...]:
+        """The columns with each entity's loader bound to this session, for one result."""
+        identity_map = session._identity_map
+        return tuple(
+            c if isinstance(c, int) else c(identity_map, session, populate_existing)
+            for c in self.columns
+        )
 
 
 def _entity_of(raw: Any) -> Mapper | None:
@@ -113,22 +121,20 @@ async def execute_orm_select(
     rows, core_keys = await connection._execute_tuples(run_statement, params)
     plan = loading_plan(plan_statement, core_keys)
     identity_map = session._identity_map
-    columns = plan.columns
+    columns = plan.bind(session, populate)
+    if plan.single_entity and not joined:
+        # The common shape: one entity per row, handed out with no tuple around each.
+        load = columns[0]
+        assert not isinstance(load, int)
+        with _collector_paused(len(rows)):
+            objects = [load(row) for row in rows]
+        del rows
+        for _, paths in selectin:
+            present = list({id(o): o for o in objects if o is not None}.values())
+            await strategies.run_selectin_paths(session, present, paths)
+        return Result._of_values(plan.keys[0], objects)
     with _collector_paused(len(rows)):
-        if plan.single_entity and not joined:
-            load = columns[0]
-            assert not isinstance(load, int)
-            built: list[tuple[Any, ...]] = [
-                (load(row, identity_map, session, populate),) for row in rows
-            ]
-        else:
-            built = [
-                tuple(
-                    row[c] if isinstance(c, int) else c(row, identity_map, session, populate)
-                    for c in columns
-                )
-                for row in rows
-            ]
+        built = [tuple(row[c] if isinstance(c, int) else c(row) for c in columns) for row in rows]
     if joined:
         seen: dict[tuple[int, str], bool] = {}
         for (
@@ -137,9 +143,11 @@ async def execute_orm_select(
             span,
         ) in ((r, p, s) for p, r, s in joined):
             target = relationship.target
-            load_target = target.row_loader(target.column_keys, span[0])
+            load_target = target.row_loader(target.column_keys, span[0])(
+                identity_map, session, populate
+            )
             for row, out in zip(rows, built, strict=True):
-                child = load_target(row, identity_map, session, populate)
+                child = load_target(row)
                 strategies.populate_joined(out[position], child, relationship, seen, populate)
         if any(relationship.uselist for _, relationship, _ in joined):
             built = _unique_rows(built)
@@ -196,12 +204,12 @@ def _get_statement(mapper: Mapper) -> Select[Any]:
 async def get(
     session: AsyncSession,
     mapper: Mapper,
-    key: IdentityKey,
+    key: Any,
     options: Sequence[Any],
     populate_existing: bool,
     with_for_update: bool,
 ) -> Any:
-    state = session._identity_map.get_state(key)
+    state = session._identity_map.get_state(mapper, key)
     if state is not None and session._state_is_pending_delete(state) and state() is not None:
         return None
     await session._autoflush()
@@ -210,7 +218,8 @@ async def get(
         statement = statement.options(*options)
     if with_for_update:
         statement = statement.with_for_update()
-    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, key[1], strict=True)}
+    pk = mapper.primary_key_of(key)
+    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, pk, strict=True)}
     if options or mapper.has_eager_defaults:
         result = await execute_orm_select(
             session, statement, params, {"populate_existing": populate_existing}
@@ -222,8 +231,8 @@ async def get(
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
         return None
-    load = mapper.row_loader(mapper.column_keys, 0)
-    return load(rows[0], session._identity_map, session, populate_existing)
+    bind = mapper.row_loader(mapper.column_keys, 0)
+    return bind(session._identity_map, session, populate_existing)(rows[0])
 
 
 async def refresh(
@@ -243,11 +252,12 @@ async def refresh(
     # No autoflush: a refresh replaces this object's unflushed changes with the row.
     connection = await session._get_connection()
     statement = _get_statement(mapper)
-    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, state.key[1], strict=True)}
+    pk = mapper.primary_key_of(state.key)
+    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, pk, strict=True)}
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
         raise ObjectDeletedError(
-            f"{type(obj).__name__} with primary key {state.key[1]!r} no longer exists in the "
+            f"{type(obj).__name__} with primary key {pk!r} no longer exists in the "
             "database (it was deleted, possibly by another transaction)"
         )
     row = rows[0]
@@ -274,14 +284,14 @@ async def merge(session: AsyncSession, instance: Any, load: bool, memo: dict[int
         return instance
     mapper = state.mapper
     source = instance.__dict__
-    key: IdentityKey | None = state.key
+    key: Any = state.key
     if key is None:
         pk = mapper.identity_of_values(source)
         if all(value is not None for value in pk):
             key = mapper.identity_key(pk)
     merged = None
     if key is not None:
-        merged = session._identity_map.get(key)
+        merged = session._identity_map.get(mapper, key)
         if merged is None and load:
             merged = await get(session, mapper, key, (), False, False)
         elif merged is None and not load and state.committed:
@@ -327,12 +337,9 @@ async def stream(
             "populate_existing"
         )
     )
-    identity_map = session._identity_map
+    columns = plan.bind(session, populate)
 
     def transform(row: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            row[c] if isinstance(c, int) else c(row, identity_map, session, populate)
-            for c in plan.columns
-        )
+        return tuple(row[c] if isinstance(c, int) else c(row) for c in columns)
 
     return result._with_row_transform(plan.keys, transform)

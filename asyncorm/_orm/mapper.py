@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exc import ArgumentError, InvalidRequestError
 from .attributes import InstrumentedAttribute
-from .state import STATE_ATTR, IdentityKey, InstanceState, _object_collected, new_state
+from .state import STATE_ATTR, InstanceState, _object_collected, new_state
 
 if TYPE_CHECKING:
     from .._sql.schema import Column, Table
@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from .relationships import Relationship
     from .session import AsyncSession
 
-#: Loads one entity from a row: (row, identity map, session, populate_existing) -> object.
-RowLoader = Callable[[Sequence[Any], "IdentityMap", "AsyncSession | None", bool], Any]
+#: Turns one row into one entity (``None`` where the row's primary key is NULL).
+LoadRow = Callable[[Sequence[Any]], Any]
+#: Binds a row layout's loader to one result: (identity map, session, populate_existing).
+RowLoader = Callable[["IdentityMap", "AsyncSession | None", bool], LoadRow]
 
 _mappers_by_table: dict[int, Mapper] = {}
 
@@ -43,6 +45,7 @@ class Mapper:
                 "mark at least one column primary_key=True"
             )
         self.pk_keys: tuple[str, ...] = tuple(self._key_of_column[id(col)] for col in pk_columns)
+        self._single_pk = len(self.pk_keys) == 1
         self.column_keys: tuple[str, ...] = tuple(column_keys)
         self._loaders: dict[tuple[str, ...], RowLoader] = {}
         self.configured = False
@@ -132,10 +135,16 @@ class Mapper:
     def key_of_column(self, column: Column[Any]) -> str:
         return self._key_of_column[id(column)]
 
-    def identity_key(self, pk: tuple[Any, ...]) -> IdentityKey:
-        return (self.class_, pk)
+    def identity_key(self, pk: tuple[Any, ...]) -> Any:
+        """The identity-map key of a row with primary key values ``pk``: the value itself
+        for a one-column key (no tuple to allocate per object), else the tuple."""
+        return pk[0] if self._single_pk else pk
 
-    def identity_key_from_primary_key(self, ident: Any) -> IdentityKey:
+    def primary_key_of(self, key: Any) -> tuple[Any, ...]:
+        """The primary key values behind an identity-map key, as a tuple."""
+        return (key,) if self._single_pk else key
+
+    def identity_key_from_primary_key(self, ident: Any) -> Any:
         """Normalise what ``session.get`` accepts: a scalar, a tuple, or a dict by key."""
         if isinstance(ident, dict):
             try:
@@ -154,7 +163,7 @@ class Mapper:
                 f"{self.class_.__name__} has a primary key of {len(self.pk_keys)} column(s) "
                 f"{self.pk_keys}; got {len(values)} value(s): {values!r}"
             )
-        return (self.class_, values)
+        return self.identity_key(values)
 
     def identity_of_values(self, values: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(values.get(key) for key in self.pk_keys)
@@ -201,11 +210,12 @@ class Mapper:
     # -- loading --------------------------------------------------------------------------
 
     def row_loader(self, keys: tuple[str, ...], offset: int) -> RowLoader:
-        """A function that turns ``row[offset:offset + len(keys)]`` into this class's object.
+        """Loading of this class's objects from ``row[offset:offset + len(keys)]``.
 
-        ``keys`` are the attribute keys of consecutive result columns. The function is
-        generated once per layout so hydration is straight-line code that bypasses
-        ``__init__``: one identity-map lookup, one object, one state.
+        ``keys`` are the attribute keys of consecutive result columns. The code is generated
+        once per layout so hydration is straight-line code that bypasses ``__init__``: one
+        identity-map lookup, one object, one state. Binding it to a result hoists the
+        per-result lookups out of the per-row function.
         """
         cache_key = (*keys, str(offset))
         loader = self._loaders.get(cache_key)
@@ -221,48 +231,58 @@ class Mapper:
                 f"cannot load {self.class_.__name__} objects from a result without its "
                 f"primary key column(s) {missing}"
             )
-        pk = ", ".join(f"row[{index[key]}]" for key in self.pk_keys)
-        pk_tuple = f"({pk},)" if len(self.pk_keys) == 1 else f"({pk})"
+        if self._single_pk:
+            pk = f"row[{index[self.pk_keys[0]]}]"
+        else:
+            pk = "(" + ", ".join(f"row[{index[key]}]" for key in self.pk_keys) + ")"
         first_pk = f"row[{index[self.pk_keys[0]]}]"
-        assign = "\n".join(f"    values[{k!r}] = row[{i}]" for k, i in index.items())
+        assign = "\n".join(f"        values[{k!r}] = row[{i}]" for k, i in index.items())
         fill = "\n".join(
-            f"                if {k!r} not in values: values[{k!r}] = row[{i}]"
+            f"                    if {k!r} not in values: values[{k!r}] = row[{i}]"
             for k, i in index.items()
         )
-        overwrite = "\n".join(f"                values[{k!r}] = row[{i}]" for k, i in index.items())
+        overwrite = "\n".join(
+            f"                    values[{k!r}] = row[{i}]" for k, i in index.items()
+        )
         source = f"""\
-def load(row, identity_map, session, populate_existing):
-    if {first_pk} is None:
-        return None
-    key = (cls, {pk_tuple})
-    state = identity_map._states.get(key)
-    if state is not None:
-        obj = state()
-        if obj is not None:
-            values = obj.__dict__
-            if populate_existing:
+def bind(identity_map, session, populate_existing):
+    states = identity_map.states_of(mapper)
+    release = identity_map.release
+
+    def load(row):
+        if {first_pk} is None:
+            return None
+        key = {pk}
+        state = states.get(key)
+        if state is not None:
+            obj = state()
+            if obj is not None:
+                values = obj.__dict__
+                if populate_existing:
 {overwrite}
-                if state.committed is not None:
-                    state.committed = None
-                    identity_map.release(state)
-            else:
+                    if state.committed is not None:
+                        state.committed = None
+                        release(state)
+                else:
 {fill}
-            state.expired = None
-            return obj
-    obj = new(cls)
-    values = obj.__dict__
-    state = State(obj, collected)
-    state.mapper = mapper
-    state.key = key
-    state.session = session
-    state.committed = None
-    state.expired = None
-    state.deleted = False
-    state.strong = None
-    values[STATE_ATTR] = state
+                state.expired = None
+                return obj
+        obj = new(cls)
+        values = obj.__dict__
+        state = State(obj, collected)
+        state.mapper = mapper
+        state.key = key
+        state.session = session
+        state.committed = None
+        state.expired = None
+        state.deleted = False
+        state.strong = None
+        values[STATE_ATTR] = state
 {assign}
-    identity_map._states[key] = state
-    return obj
+        states[key] = state
+        return obj
+
+    return load
 """
         namespace = {
             "cls": self.class_,
@@ -272,7 +292,7 @@ def load(row, identity_map, session, populate_existing):
             "mapper": self,
             "STATE_ATTR": STATE_ATTR,
         }
-        return _compile(source, "load", namespace, f"{self.class_.__qualname__} row loader")  # type: ignore[no-any-return]
+        return _compile(source, "bind", namespace, f"{self.class_.__qualname__} row loader")  # type: ignore[no-any-return]
 
 
 _compiled_count = 0

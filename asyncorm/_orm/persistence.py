@@ -78,7 +78,7 @@ def _statement(mapper: Any, key: tuple[Any, ...], build: Any) -> Any:
 async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
     table = mapper.table
-    rows = [outcome.resolve_row(row) for row in batch.rows]
+    rows = [outcome.resolve_row(row) for row in batch.rows] if batch.deferred else batch.rows
     # Columns neither given nor generated were stored as NULL: the objects say so too.
     nulls = {key: None for key in mapper.column_keys if key not in batch.keys}
     for key in batch.returning:
@@ -166,13 +166,15 @@ async def _insert_multirow(
         start += size
 
         def build(size: int = size) -> Any:
+            names = [f"r{i}_{key}" for i in range(size) for key in keys]
             values = [
                 {mapper.columns[key]: bindparam(f"r{i}_{key}") for key in keys} for i in range(size)
             ]
-            return insert(table).values(values).returning(*(mapper.columns[k] for k in returning))
+            statement = insert(table).values(values)
+            return statement.returning(*(mapper.columns[k] for k in returning)), names
 
-        statement = _statement(mapper, ("insert-multirow", keys, returning, size), build)
-        params = {f"r{i}_{key}": row[key] for i, row in enumerate(chunk) for key in keys}
+        statement, names = _statement(mapper, ("insert-multirow", keys, returning, size), build)
+        params = dict(zip(names, [row[key] for row in chunk for key in keys], strict=True))
         returned = (await connection.execute(statement, params)).all()
         if pk_given:
             npk = len(mapper.pk_keys)

@@ -572,7 +572,7 @@ def _key_value(state: InstanceState, obj: object, key: str) -> Any:
             return Deferred(state, key)
         if value is NO_VALUE:
             return (
-                state.key[1][state.mapper.pk_keys.index(key)]
+                state.mapper.primary_key_of(state.key)[state.mapper.pk_keys.index(key)]
                 if key in state.mapper.pk_keys
                 else None
             )
@@ -709,7 +709,7 @@ def _many_to_one_from_identity_map(
         return NO_VALUE
     by_key = dict(zip(ref_keys, fk_values, strict=True))
     related = state.session._identity_map.get(
-        target.identity_key(tuple(by_key[k] for k in target.pk_keys))
+        target, target.identity_key(tuple(by_key[k] for k in target.pk_keys))
     )
     return NO_VALUE if related is None else related
 

@@ -243,12 +243,13 @@ class AsyncSession:
             self._new[id(state)] = state
             state.strong = obj
             return
-        existing = self._identity_map.get_state(state.key)
+        existing = self._identity_map.get_state(state.mapper, state.key)
         if existing is not None and existing is not state and existing() is not None:
             state.session = None
             raise InvalidRequestError(
                 f"can't attach {obj!r}: this session already has an object with identity "
-                f"{state.key[1]!r}; use `await session.merge(obj)` instead"
+                f"{state.mapper.primary_key_of(state.key)!r}; use `await session.merge(obj)` "
+                "instead"
             )
         self._identity_map.add(state)
         if state.committed:
@@ -667,23 +668,23 @@ class AsyncSession:
         transaction: SessionTransaction,
     ) -> None:
         identity_map = self._identity_map
-        states = identity_map._states
         new = self._new
         inserted = transaction.inserted
+        last_mapper: Any = None
+        states: dict[Any, InstanceState] = {}
         for state, values in outcome.inserted:
             # Pending objects are pinned by ``state.strong`` alone (not held in the map).
             state.strong.__dict__.update(values)
             mapper = state.mapper
             pk_keys = mapper.pk_keys
-            if len(pk_keys) == 1:
-                key = (mapper.class_, (values[pk_keys[0]],))
-            else:
-                key = (mapper.class_, tuple(values[k] for k in pk_keys))
+            key = values[pk_keys[0]] if mapper._single_pk else tuple(values[k] for k in pk_keys)
             state.key = key
             state.committed = None
             state.strong = None
             state_id = id(state)
             del new[state_id]
+            if mapper is not last_mapper:
+                last_mapper, states = mapper, identity_map.states_of(mapper)
             states[key] = state
             inserted[state_id] = state
         for state, values in outcome.updated:
@@ -885,7 +886,7 @@ class AsyncSession:
         mapper = class_mapper(entity)
         key = mapper.identity_key_from_primary_key(ident)
         if not populate_existing and not options:
-            state = self._identity_map._states.get(key)
+            state = self._identity_map.get_state(mapper, key)
             if state is not None:
                 obj = state()
                 if obj is not None and not state.expired and id(state) not in self._deleted:

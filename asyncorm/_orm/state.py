@@ -35,8 +35,6 @@ class _NoValue:
 
 NO_VALUE: Final = _NoValue()
 
-IdentityKey = tuple[type, tuple[Any, ...]]
-
 
 def _object_collected(state: InstanceState) -> None:
     session = state.session
@@ -47,7 +45,9 @@ def _object_collected(state: InstanceState) -> None:
 class InstanceState(weakref.ref):  # type: ignore[type-arg]
     """What the ORM knows about one mapped object.
 
-    ``key`` is the identity key once the row exists; ``session`` the owning session;
+    ``key`` is the row's primary key once the row exists: the value itself, or a tuple of
+    values for a composite key (the identity map is per mapper, so that is identity
+    enough). ``session`` is the owning session;
     ``committed`` the values attributes had before they were changed (``None`` while nothing
     changed, to keep unmodified objects small); ``expired`` the names expired since the last
     load (``None`` when none); ``deleted`` is set once a flush deleted the row.
@@ -56,7 +56,7 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
     __slots__ = ("committed", "deleted", "expired", "key", "mapper", "session", "strong")
 
     mapper: Mapper
-    key: IdentityKey | None
+    key: Any
     session: AsyncSession | None
     committed: dict[str, Any] | None
     expired: AbstractSet[str] | None

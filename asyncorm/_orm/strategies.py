@@ -305,7 +305,7 @@ async def _load_many_to_one(
     target = relationship.target
     by_pk = [ref_key] == list(target.pk_keys)
     for value in wanted:
-        obj = session._identity_map.get(target.identity_key((value,))) if by_pk else None
+        obj = session._identity_map.get(target, value) if by_pk else None
         if obj is not None and not refresh and not instance_state(obj).expired:
             found[value] = obj
         else:
@@ -350,7 +350,7 @@ def _value(obj: Any, key: str) -> Any:
     if value is NO_VALUE:
         state = instance_state(obj)
         if state.key is not None and key in state.mapper.pk_keys:
-            return state.key[1][state.mapper.pk_keys.index(key)]
+            return state.mapper.primary_key_of(state.key)[state.mapper.pk_keys.index(key)]
         return None
     return value
 

@@ -49,6 +49,8 @@ class InsertBatch:
     returning: tuple[str, ...]  # attribute keys the database generates
     states: list[InstanceState] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)  # attribute key -> value
+    #: some row holds a ``Deferred`` value (a key of a row inserted earlier in the flush)
+    deferred: bool = False
 
 
 @dataclass
@@ -183,13 +185,39 @@ def _depth(state: InstanceState, row: dict[str, Any], rows: dict[int, dict[str, 
         current = rows[id(parent)]
 
 
+def _add_insert(
+    inserts: dict[tuple[Any, ...], InsertBatch],
+    state: InstanceState,
+    row: dict[str, Any],
+    depth: int,
+    deferred: bool,
+) -> None:
+    mapper = state.mapper
+    keys = tuple(row)
+    batch = inserts.get((mapper, keys, depth))
+    if batch is None:
+        returning = tuple(
+            key
+            for key, column in mapper.columns.items()
+            if key not in row and (column.primary_key or column.server_default is not None)
+        )
+        batch = inserts[(mapper, keys, depth)] = InsertBatch(mapper, keys, returning)
+    batch.states.append(state)
+    batch.rows.append(row)
+    if deferred:
+        batch.deferred = True
+
+
 def plan_flush(changes: FlushChanges) -> FlushPlan:
     """Inserts parent-first, updates, link rows, then deletes child-first, in batches."""
     new_rows: dict[int, dict[str, Any]] = {}
+    inserts: dict[tuple[Any, ...], InsertBatch] = {}
+    waiting: list[InstanceState] = []  # rows of self-referential tables: batched by depth
+    assignments = changes.assignments
     for state in changes.new:
         mapper = state.mapper
         values = _values(state)
-        assigned = changes.assignments.get(id(state))
+        assigned = assignments.get(id(state)) if assignments else None
         if assigned:
             values = {**values, **assigned}
         column_keys = mapper.column_keys
@@ -198,24 +226,14 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             for key, column in mapper.defaulted_columns:
                 if key not in row:
                     row[key] = default_value(column, "default")
-        new_rows[id(state)] = row
-
-    inserts: dict[tuple[Any, ...], InsertBatch] = {}
-    for state in changes.new:
-        mapper = state.mapper
+        if mapper.is_self_referential:
+            new_rows[id(state)] = row
+            waiting.append(state)
+            continue
+        _add_insert(inserts, state, row, 0, bool(assigned))
+    for state in waiting:
         row = new_rows[id(state)]
-        keys = tuple(row)
-        depth = _depth(state, row, new_rows) if mapper.is_self_referential else 0
-        batch = inserts.get((mapper, keys, depth))
-        if batch is None:
-            returning = tuple(
-                key
-                for key, column in mapper.columns.items()
-                if key not in row and (column.primary_key or column.server_default is not None)
-            )
-            batch = inserts[(mapper, keys, depth)] = InsertBatch(mapper, keys, returning)
-        batch.states.append(state)
-        batch.rows.append(row)
+        _add_insert(inserts, state, row, _depth(state, row, new_rows), True)
 
     updates: dict[tuple[Any, ...], UpdateBatch] = {}
 
@@ -232,7 +250,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         batch.states.append(state)
         batch.rows.append(changed)
         if state.key is not None:
-            batch.identities.append(state.key[1])
+            batch.identities.append(mapper.primary_key_of(state.key))
         else:
             batch.identities.append(tuple(Deferred(state, key) for key in mapper.pk_keys))
 
@@ -276,7 +294,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
                         )
         assert state.key is not None
         batch_d.states.append(state)
-        batch_d.identities.append(state.key[1])
+        batch_d.identities.append(mapper.primary_key_of(state.key))
 
     tables = sort_tables(
         [b.mapper.table for b in inserts.values()]

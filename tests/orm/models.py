@@ -49,3 +49,12 @@ class Note(Base):
     created: Mapped[datetime.datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class Seat(Base):
+    """A two-column primary key, both parts given by the application."""
+
+    __tablename__ = "seats"
+    row: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(50))

@@ -23,7 +23,7 @@ from asyncorm import (
 from asyncorm import exc as sa_exc
 
 from ..conftest import Database
-from .models import Base, Note, User
+from .models import Base, Note, Seat, User
 
 pytestmark = pytest.mark.anyio
 
@@ -284,6 +284,38 @@ async def test_get_and_get_one(orm_engine: AsyncEngine) -> None:
         assert await session.get_one(User, (user.id,)) is user
 
 
+async def test_composite_primary_key_identity(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([Seat(row=1, number=1, holder="a"), Seat(row=1, number=2, holder="b")])
+        session.add(User(id=1, fullname="same key value as a seat part"))
+        await session.commit()
+        seat = await session.get_one(Seat, (1, 2))
+        assert seat.holder == "b"
+        assert await session.get(Seat, {"row": 1, "number": 2}) is seat
+        assert await session.scalar(select(Seat).where(Seat.number == 2)) is seat
+        assert asyncorm.inspect(seat).identity == (1, 2)
+        assert asyncorm.inspect(seat).key == (Seat, (1, 2))
+        user = await session.get_one(User, 1)
+        assert user.fullname.startswith("same key")  # identities are per class
+        with pytest.raises(sa_exc.InvalidRequestError, match="2 column"):
+            await session.get(Seat, 1)
+        seat.holder = "c"
+        await session.flush()
+        await session.refresh(seat)
+        assert seat.holder == "c"
+        await session.delete(seat)
+        await session.commit()
+        assert await session.get(Seat, (1, 2)) is None
+        remaining = (await session.scalars(select(Seat))).all()
+        assert [(s.row, s.number, s.holder) for s in remaining] == [(1, 1, "a")]
+        twin = remaining[0]
+        session.expunge(twin)
+        loaded_again = await session.get_one(Seat, (1, 1))
+        assert loaded_again is not twin
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"identity \(1, 1\)"):
+            session.add(twin)
+
+
 async def test_identity_map_keeps_pending_changes(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine, autoflush=False) as session:
         session.add(User(fullname="db value"))
@@ -462,6 +494,7 @@ async def test_inspect_states_through_lifecycle(orm_engine: AsyncEngine) -> None
         assert insp.pending
         await session.flush()
         assert insp.persistent and insp.identity == (user.id,)
+        assert insp.key == (User, (user.id,))
         await session.commit()
         assert insp.expired_attributes == {"fullname"} and insp.unloaded == {"fullname"}
         await session.refresh(user)
