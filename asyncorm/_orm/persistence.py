@@ -206,12 +206,22 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
     )
     set_names = [(f"_set_{key}", key) for key in batch.keys]
     pk_names = [f"_pk_{key}" for key in mapper.pk_keys]
-    resolve = outcome.resolve
     params = []
+    if not batch.deferred and len(pk_names) == 1:
+        # The common case: plain values of persistent rows, found by a one-column key.
+        pk_name = pk_names[0]
+        for row, identity in zip(batch.rows, batch.identities, strict=True):
+            param = {name: row[key] for name, key in set_names}
+            param[pk_name] = identity
+            params.append(param)
+        outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
+        await connection.execute(statement, params)
+        return
+    resolve = outcome.resolve
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
         resolved = outcome.resolve_row(row)
         param = {name: resolved[key] for name, key in set_names}
-        for name, value in zip(pk_names, identity, strict=True):
+        for name, value in zip(pk_names, mapper.primary_key_of(identity), strict=True):
             param[name] = resolve(value)
         params.append(param)
         outcome.updated.append((state, resolved))
@@ -241,11 +251,11 @@ async def _delete(batch: DeleteBatch, connection: AsyncConnection, outcome: Flus
         position = mapper.pk_keys.index(attribute) if attribute in mapper.pk_keys else None
         if position is None:
             continue
-        values = [identity[position] for identity in batch.identities]
+        values = [mapper.primary_key_of(identity)[position] for identity in batch.identities]
         await connection.execute(delete(secondary).where(secondary.c[column_key].in_(values)))
     if len(mapper.pk_keys) == 1:
         column = mapper.columns[mapper.pk_keys[0]]
-        ids = [identity[0] for identity in batch.identities]
+        ids = batch.identities
         for start in range(0, len(ids), DELETE_CHUNK):
             chunk = ids[start : start + DELETE_CHUNK]
             await connection.execute(delete(table).where(column.in_(chunk)))
@@ -254,7 +264,7 @@ async def _delete(batch: DeleteBatch, connection: AsyncConnection, outcome: Flus
             delete(table).where(_pk_criteria(batch)),
             [
                 {f"_pk_{key}": value for key, value in zip(mapper.pk_keys, identity, strict=True)}
-                for identity in batch.identities
+                for identity in batch.identities  # tuples: the key has several columns
             ],
         )
     outcome.deleted.extend(batch.states)

@@ -61,7 +61,10 @@ class UpdateBatch:
     keys: tuple[str, ...]
     states: list[InstanceState] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
-    identities: list[tuple[Any, ...]] = field(default_factory=list)
+    #: each row's identity-map key (see ``Mapper.identity_key``); ``Deferred`` parts for a
+    #: row inserted earlier in the same flush
+    identities: list[Any] = field(default_factory=list)
+    deferred: bool = False
 
 
 @dataclass
@@ -88,7 +91,7 @@ class AssociationBatch:
 class DeleteBatch:
     mapper: Mapper
     states: list[InstanceState] = field(default_factory=list)
-    identities: list[tuple[Any, ...]] = field(default_factory=list)
+    identities: list[Any] = field(default_factory=list)  # identity-map keys
     #: secondary-table rows that reference the deleted rows: (table, column key)
     association_columns: list[tuple[Table, str, str]] = field(default_factory=list)
 
@@ -237,7 +240,9 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
 
     updates: dict[tuple[Any, ...], UpdateBatch] = {}
 
-    def add_update(state: InstanceState, changed: dict[str, Any], phase: int) -> None:
+    def add_update(
+        state: InstanceState, changed: dict[str, Any], phase: int, deferred: bool
+    ) -> None:
         mapper = state.mapper
         if phase == 0:
             for key, column in mapper.onupdate_columns:
@@ -250,9 +255,14 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         batch.states.append(state)
         batch.rows.append(changed)
         if state.key is not None:
-            batch.identities.append(mapper.primary_key_of(state.key))
+            batch.identities.append(state.key)
         else:
-            batch.identities.append(tuple(Deferred(state, key) for key in mapper.pk_keys))
+            deferred = True
+            batch.identities.append(
+                mapper.identity_key(tuple(Deferred(state, key) for key in mapper.pk_keys))
+            )
+        if deferred:
+            batch.deferred = True
 
     deleted_ids = {id(state) for state in changes.deleted}
     dirty_ids = {id(s) for s in changes.dirty}
@@ -266,18 +276,31 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             continue
         mapper = state.mapper
         values = _values(state)
-        committed = state.committed or {}
-        changed = {key: values[key] for key in mapper.columns if key in committed and key in values}
-        for key, value in changes.assignments.get(id(state), {}).items():
-            if isinstance(value, Deferred) or values.get(key, NO_VALUE) != value or key in changed:
-                changed[key] = value
+        committed = state.committed
+        if not committed:
+            changed = {}
+        elif len(committed) == 1:  # committed also records relationship changes
+            changed = {k: values[k] for k in committed if k in values and k in mapper.columns}
+        else:  # in column order, so objects changing the same columns share one batch
+            changed = {
+                key: values[key] for key in mapper.columns if key in committed and key in values
+            }
+        assigned = changes.assignments.get(id(state)) if changes.assignments else None
+        if assigned:
+            for key, value in assigned.items():
+                if (
+                    isinstance(value, Deferred)
+                    or values.get(key, NO_VALUE) != value
+                    or key in changed
+                ):
+                    changed[key] = value
         if changed:
-            add_update(state, changed, 0)
+            add_update(state, changed, 0, bool(assigned))
 
     for state_id, values in changes.post_updates.items():
         if state_id in deleted_ids:
             continue
-        add_update(changes.states[state_id], dict(values), 1)
+        add_update(changes.states[state_id], dict(values), 1, True)
 
     deletes: dict[Mapper, DeleteBatch] = {}
     for state in changes.deleted:
@@ -294,7 +317,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
                         )
         assert state.key is not None
         batch_d.states.append(state)
-        batch_d.identities.append(mapper.primary_key_of(state.key))
+        batch_d.identities.append(state.key)
 
     tables = sort_tables(
         [b.mapper.table for b in inserts.values()]
