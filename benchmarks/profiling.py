@@ -27,6 +27,7 @@ from typing import Any
 from .config import IMPLEMENTATIONS, WORKLOADS, Sizes
 from .databases import open_database
 from .impls import create
+from .machine import pin_to_one_cpu
 from .workloads import WORKLOAD_BY_KEY
 
 __all__ = ["main"]
@@ -145,7 +146,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="1/10 sizes")
     parser.add_argument("--cprofile", action="store_true", help="cProfile instead of pyinstrument")
     parser.add_argument("--tree", action="store_true", help="pyinstrument's call tree, not flat")
-    asyncio.run(profile(parser.parse_args(argv)))
+    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
+    options = parser.parse_args(argv)
+    if not options.no_pin:
+        pin_to_one_cpu()  # as the suite does, so hop costs match its runs
+    asyncio.run(profile(options))
 
 
 if __name__ == "__main__":

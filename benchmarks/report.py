@@ -248,7 +248,7 @@ def render_markdown(report: dict[str, Any], chart: str | None = "ratios.png") ->
         "# asyncorm benchmarks",
         "",
         f"{machine['date']} · {machine['cpu']}, {machine['cores']} cores · {machine['os']} · "
-        f"Python {machine['python']}",
+        f"Python {machine['python']} · process {machine.get('placement', 'not pinned')}",
         "",
         f"asyncorm {machine['asyncorm']} · SQLAlchemy {machine['sqlalchemy']} · "
         f"asyncpg {machine['asyncpg']} · aiosqlite {machine['aiosqlite']} · "

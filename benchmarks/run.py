@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
 
 from benchmarks.config import IMPLEMENTATIONS, WORKLOADS, Sizes
 from benchmarks.harness import DatabaseRun, run_database, steps_for
-from benchmarks.machine import machine_info, update_database_versions
+from benchmarks.machine import machine_info, pin_to_one_cpu, update_database_versions
 from benchmarks.micro import compile_cache, compile_steps, hydration, hydration_steps
 from benchmarks.progress import Progress
 from benchmarks.report import build_report, render_markdown
@@ -63,6 +63,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="only this implementation (repeatable)",
     )
     parser.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the process to one CPU (SQLite hop costs then vary by thread placement)",
+    )
     parser.add_argument("--no-chart", action="store_true", help="do not draw ratios.png")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds per timed call before it FAILS"
@@ -84,7 +89,8 @@ async def run_suite(options: argparse.Namespace) -> dict[str, Any]:
     if not options.no_micro:
         total += compile_steps(micro_repetitions) + hydration_steps(implementations, repetitions)
     progress = Progress(total)
-    machine = machine_info()
+    placement = "not pinned (--no-pin)" if options.no_pin else pin_to_one_cpu()
+    machine = machine_info(placement=placement)
 
     runs: list[DatabaseRun] = []
     for database in databases:

@@ -25,6 +25,7 @@ import anyio
 
 from .. import exc
 from .._drivers.base import DriverConnection, ExecResult
+from .._sql.base import coerce_statement
 from .pool import RESET_TIMEOUT, PooledConnection
 from .result import AsyncResult, Result, _StreamSource, process_rows
 
@@ -462,12 +463,15 @@ class AsyncConnection:
         engine = self._engine
         if engine.dispatch.has("before_execute"):
             await engine.dispatch.fire("before_execute", self, statement, params)
-        compiled = engine._compile(statement, _param_keys(params))
+        statement = coerce_statement(statement)
+        # Only INSERT/UPDATE shapes depend on the parameter names: skip sorting them otherwise.
+        keys = _param_keys(params) if statement._uses_param_keys else None
+        compiled = engine.dialect.compile(statement, keys)
         if many:
             sql, arg_rows = compiled.bind_many(statement, params)
         else:
             sql, args = compiled.bind(statement, params if params is not None else {})
-        driver = await self._acquire()
+        driver = self._driver or await self._acquire()
         try:
             if many:
                 outcome = await self._timed(
@@ -475,6 +479,8 @@ class AsyncConnection:
                     sql,
                     arg_rows,
                 )
+            elif not engine._log_sql:
+                outcome = await driver.execute(sql, args)  # the hot path: no timing wrapper
             else:
                 outcome = await self._timed(driver.execute(sql, args), sql, args)
         except BaseException as error:

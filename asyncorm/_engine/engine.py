@@ -60,6 +60,7 @@ from .. import exc
 from .._drivers import load_driver
 from .._drivers.base import DriverConnection
 from .._events import Dispatcher
+from .._sql.base import coerce_statement
 from .connection import AsyncConnection
 from .pool import Pool
 from .url import URL, make_url
@@ -257,8 +258,6 @@ class AsyncEngine:
     # --- used by AsyncConnection --------------------------------------------------------
 
     def _compile(self, statement: Any, param_keys: tuple[str, ...] | None) -> Any:
-        from .._sql.base import coerce_statement
-
         return self.dialect.compile(coerce_statement(statement), param_keys)
 
     @property

@@ -201,6 +201,13 @@ def _get_statement(mapper: Mapper) -> Select[Any]:
     return statement
 
 
+def _get_params(mapper: Mapper, key: Any) -> dict[str, Any]:
+    names: tuple[str, ...] = mapper.get_param_names
+    if len(names) == 1:
+        return {names[0]: key}
+    return dict(zip(names, key, strict=True))
+
+
 async def get(
     session: AsyncSession,
     mapper: Mapper,
@@ -218,9 +225,8 @@ async def get(
         statement = statement.options(*options)
     if with_for_update:
         statement = statement.with_for_update()
-    pk = mapper.primary_key_of(key)
-    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, pk, strict=True)}
-    if options or mapper.has_eager_defaults:
+    params = _get_params(mapper, key)
+    if options or mapper.loads_eagerly:
         result = await execute_orm_select(
             session, statement, params, {"populate_existing": populate_existing}
         )
@@ -231,8 +237,7 @@ async def get(
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
         return None
-    bind = mapper.row_loader(mapper.column_keys, 0)
-    return bind(session._identity_map, session, populate_existing)(rows[0])
+    return mapper.entity_loader(session._identity_map, session, populate_existing)(rows[0])
 
 
 async def refresh(
@@ -252,10 +257,10 @@ async def refresh(
     # No autoflush: a refresh replaces this object's unflushed changes with the row.
     connection = await session._get_connection()
     statement = _get_statement(mapper)
-    pk = mapper.primary_key_of(state.key)
-    params = {f"pk_{k}": value for k, value in zip(mapper.pk_keys, pk, strict=True)}
+    params = _get_params(mapper, state.key)
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
+        pk = mapper.primary_key_of(state.key)
         raise ObjectDeletedError(
             f"{type(obj).__name__} with primary key {pk!r} no longer exists in the "
             "database (it was deleted, possibly by another transaction)"

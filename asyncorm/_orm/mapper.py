@@ -48,9 +48,12 @@ class Mapper:
         self._single_pk = len(self.pk_keys) == 1
         self.column_keys: tuple[str, ...] = tuple(column_keys)
         self._loaders: dict[tuple[str, ...], RowLoader] = {}
+        self._entity_loader: RowLoader | None = None
+        self._loads_eagerly: tuple[int, bool] = (-1, False)
         self.configured = False
         #: ``SELECT … WHERE pk = :pk_…`` for get/refresh, built on first use
         self.get_statement: Any = None
+        self.get_param_names = tuple(f"pk_{key}" for key in self.pk_keys)
         #: INSERT/UPDATE statements of the unit of work, by shape
         self.flush_statements: dict[tuple[Any, ...], Any] = {}
         self._expirable: tuple[str, ...] | None = None
@@ -95,6 +98,23 @@ class Mapper:
     def has_eager_defaults(self) -> bool:
         """Whether a relationship loads with every query (``lazy="selectin"``/``"joined"``)."""
         return any(r.lazy in ("selectin", "joined") for r in self.relationships.values())
+
+    @property
+    def loads_eagerly(self) -> bool:
+        """``has_eager_defaults``, remembered for as long as the relationships stay the same."""
+        count, eager = self._loads_eagerly
+        if count != len(self.relationships):
+            eager = self.has_eager_defaults
+            self._loads_eagerly = (len(self.relationships), eager)
+        return eager
+
+    @property
+    def entity_loader(self) -> RowLoader:
+        """The row loader of a ``select(cls)`` row: every column, from position 0."""
+        loader = self._entity_loader
+        if loader is None:
+            loader = self._entity_loader = self.row_loader(self.column_keys, 0)
+        return loader
 
     # -- relationship hooks the session calls -------------------------------------------
 

@@ -787,7 +787,9 @@ class AsyncSession:
 
     async def _autoflush(self) -> None:
         if self.autoflush and not self._no_autoflush and not self._flushing:
-            await self._flush()
+            self._check_failed()
+            if self._has_changes():
+                await self._flush()
 
     @overload
     async def execute(
@@ -884,7 +886,10 @@ class AsyncSession:
     ) -> _O | None:
         """The object with this primary key: from the identity map, else one SELECT."""
         mapper = class_mapper(entity)
-        key = mapper.identity_key_from_primary_key(ident)
+        if mapper._single_pk and not isinstance(ident, dict | tuple | list):
+            key = ident  # the common get(User, 5), kept short: identity-map hits are hot
+        else:
+            key = mapper.identity_key_from_primary_key(ident)
         if not populate_existing and not options:
             state = self._identity_map.get_state(mapper, key)
             if state is not None:
