@@ -163,7 +163,18 @@ class Compiled:
         self, statement: ClauseElement, params: Mapping[str, Any] | None = None
     ) -> tuple[str, list[Any]]:
         """``(sql, args)`` for one execution: positional args in the driver's order."""
-        args = self._named_arguments(params) if params.__class__ is dict else None
+        args = None
+        if params.__class__ is dict:
+            binder = self._row_binder
+            if binder is None and self._rows_until_binder > 0:
+                self._rows_until_binder -= 1
+                if not self._rows_until_binder:
+                    binder = self._row_binder = _RowBinder.build(self._slots)
+            if binder is None:
+                args = self._named_arguments(params)
+            else:  # a shape bound often: checks inlined in generated code (see _RowBinder)
+                bound = binder.bind((params,))
+                args = None if bound is None else bound[0]
         if args is None:
             binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
             args = self._arguments(binds, params)

@@ -50,6 +50,7 @@ class Mapper:
         self._loaders: dict[tuple[str, ...], RowLoader] = {}
         self._entity_loader: RowLoader | None = None
         self._loads_eagerly: tuple[int, bool] = (-1, False)
+        self._relationship_keys: frozenset[str] = frozenset()
         self.configured = False
         #: ``SELECT … WHERE pk = :pk_…`` for get/refresh, built on first use
         self.get_statement: Any = None
@@ -100,6 +101,13 @@ class Mapper:
         return any(r.lazy in ("selectin", "joined") for r in self.relationships.values())
 
     @property
+    def relationship_keys(self) -> frozenset[str]:
+        keys = self._relationship_keys
+        if len(keys) != len(self.relationships):
+            keys = self._relationship_keys = frozenset(self.relationships)
+        return keys
+
+    @property
     def loads_eagerly(self) -> bool:
         """``has_eager_defaults``, remembered for as long as the relationships stay the same."""
         count, eager = self._loads_eagerly
@@ -127,6 +135,9 @@ class Mapper:
             )
         if keys.isdisjoint(obj.__dict__):
             return []  # nothing loaded to cascade to: the common case, kept cheap
+        return self._cascade_from(cascade, obj)
+
+    def _cascade_from(self, cascade: str, obj: object) -> list[object]:
         seen: dict[int, object] = {id(obj): obj}
         found: list[object] = []
         stack = [obj]

@@ -182,10 +182,20 @@ async def _insert_multirow(
             ordered = [by_key[tuple(row[k] for k in mapper.pk_keys)] for row in chunk]
         else:
             ordered = sorted(returned, key=lambda r: r[0])
+        written = outcome.written
+        inserted = outcome.inserted
+        if len(returning) == 1 and not nulls:
+            # One generated key per row (the usual autoincrement id): add it to the row.
+            generated = returning[0]
+            for state, row, values in zip(states, chunk, ordered, strict=True):
+                applied = {**row, generated: values[0]}
+                inserted.append((state, applied))
+                written[id(state)] = applied
+            continue
         for state, row, values in zip(states, chunk, ordered, strict=True):
             applied = {**nulls, **row, **dict(zip(returning, values, strict=True))}
-            outcome.inserted.append((state, applied))
-            outcome.written[id(state)] = applied
+            inserted.append((state, applied))
+            written[id(state)] = applied
 
 
 def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:

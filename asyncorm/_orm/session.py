@@ -608,6 +608,8 @@ class AsyncSession:
             if not mapper.relationships:
                 continue
             obj = state.strong if state.strong is not None else state()
+            if mapper.relationship_keys.isdisjoint(obj.__dict__):
+                continue  # no relationship loaded or set: no keys follow, no links change
             for relationship in mapper.relationships.values():
                 relationship.plan_foreign_keys(state, obj, assign, orphans)
                 inserts, deletes = relationship.association_changes(state, obj)
