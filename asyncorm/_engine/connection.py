@@ -164,7 +164,6 @@ class AsyncConnection:
         "_depth",
         "_driver",
         "_engine",
-        "_finalizer",
         "_interrupted",
         "_record",
         "_savepoint_seq",
@@ -177,7 +176,6 @@ class AsyncConnection:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._record: PooledConnection | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
         self._driver: DriverConnection | None = None
         self._transaction: AsyncTransaction | None = None
         self._savepoints: list[AsyncTransaction] = []
@@ -186,7 +184,7 @@ class AsyncConnection:
         self._interrupted: str | None = None
         self._user: asyncio.Task[Any] | None = None
         self._depth = 0
-        self._streams: weakref.WeakSet[_StreamSource] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[_StreamSource] | None = None  # made by stream()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -359,12 +357,14 @@ class AsyncConnection:
         try:
             if record is not None and driver is not None:
                 if commit:
-                    await self._close_streams()
+                    if self._streams:
+                        await self._close_streams()
                     await self._timed(driver.commit(), "COMMIT")
                 else:
                     with anyio.move_on_after(RESET_TIMEOUT, shield=True) as scope:
                         try:
-                            await self._close_streams()
+                            if self._streams:
+                                await self._close_streams()
                             await self._timed(driver.rollback(), "ROLLBACK")
                         except exc.DBAPIError:
                             discard = True
@@ -385,9 +385,10 @@ class AsyncConnection:
         for savepoint in self._savepoints:
             savepoint._active = False
         self._savepoints.clear()
-        for source in self._streams:
-            source.closed = source.cursor_done = source.exhausted = True
-        self._streams.clear()
+        if self._streams:
+            for source in self._streams:
+                source.closed = source.cursor_done = source.exhausted = True
+            self._streams.clear()
 
     async def _lose_connection(self, why: str) -> None:
         """The transaction cannot continue: give the connection back now (call shielded)."""
@@ -401,14 +402,13 @@ class AsyncConnection:
         self._record = record
         # A connection object dropped without close() must not keep its pooled connection
         # forever (on SQLite that would stall the whole engine): reclaim it when collected.
-        self._finalizer = weakref.finalize(self, self._engine.pool.reclaim, record)
+        self._engine.pool.watch(record, self)
 
     def _unhold(self) -> PooledConnection | None:
         record = self._record
         self._record = self._driver = None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
+        if record is not None:
+            record.watch = None
         return record
 
     async def _acquire(self) -> DriverConnection:
@@ -602,11 +602,13 @@ class AsyncConnection:
         result: AsyncResult[Any] = AsyncResult._from_cursor(
             keys, fetch, close, processors, chunk_size
         )
+        if self._streams is None:
+            self._streams = weakref.WeakSet()
         self._streams.add(result._source)
         return result
 
     async def _close_streams(self) -> None:
-        for source in list(self._streams):
+        for source in list(self._streams or ()):
             if not source.closed:
                 await source.close()
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -56,7 +57,7 @@ def _task_name() -> str:
 class PooledConnection:
     """One physical connection and, while it is checked out, who holds it since when."""
 
-    __slots__ = ("created", "driver", "generation", "holder", "since")
+    __slots__ = ("created", "driver", "generation", "holder", "since", "watch")
 
     def __init__(self, generation: int) -> None:
         self.driver: DriverConnection | None = None  # None while connecting
@@ -64,10 +65,19 @@ class PooledConnection:
         self.created = 0.0
         self.holder = ""
         self.since = 0.0
+        #: a weak reference to the object holding it, see ``Pool.watch``
+        self.watch: _HolderRef | None = None
 
     def __repr__(self) -> str:
         state = f"held by {self.holder!r}" if self.holder else "idle"
         return f"<PooledConnection {state} driver={self.driver!r}>"
+
+
+class _HolderRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a connection's holder that knows the connection."""
+
+    __slots__ = ("record",)
+    record: PooledConnection
 
 
 class _Waiter:
@@ -280,6 +290,27 @@ class Pool:
             driver.terminate()
         self._open -= 1
         self._hand_over()
+
+    def watch(self, record: PooledConnection, holder: object) -> None:
+        """Reclaim ``record`` if ``holder`` is garbage-collected before ``unwatch``.
+
+        The weak reference lives on the record (which the pool keeps while it is checked
+        out), so it outlives the holder and its callback runs; one small object per
+        checkout, cheaper than a ``weakref.finalize``.
+        """
+        ref = _HolderRef(holder, self._holder_collected)
+        ref.record = record
+        record.watch = ref
+
+    @staticmethod
+    def unwatch(record: PooledConnection) -> None:
+        record.watch = None
+
+    def _holder_collected(self, ref: _HolderRef) -> None:
+        record = ref.record
+        if record.watch is ref:
+            record.watch = None
+            self.reclaim(record)
 
     def reclaim(self, record: PooledConnection) -> None:
         """Take back a connection whose holder was garbage-collected without closing it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,15 @@ async def run(plan: FlushPlan, connection: AsyncConnection) -> FlushOutcome:
     return outcome
 
 
+def _nulls(mapper: Any, keys: tuple[str, ...], returning: tuple[str, ...]) -> dict[str, None]:
+    """Columns neither given nor generated were stored as NULL: the objects say so too."""
+    return _statement(  # type: ignore[no-any-return]
+        mapper,
+        ("nulls", keys, returning),
+        lambda: {k: None for k in mapper.column_keys if k not in keys and k not in returning},
+    )
+
+
 def _statement(mapper: Any, key: tuple[Any, ...], build: Any) -> Any:
     """Flush statements are built once per mapper and shape, so their cache keys are too."""
     statement = mapper.flush_statements.get(key)
@@ -79,10 +89,7 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
     mapper = batch.mapper
     table = mapper.table
     rows = [outcome.resolve_row(row) for row in batch.rows] if batch.deferred else batch.rows
-    # Columns neither given nor generated were stored as NULL: the objects say so too.
-    nulls = {key: None for key in mapper.column_keys if key not in batch.keys}
-    for key in batch.returning:
-        nulls.pop(key, None)
+    nulls = _nulls(mapper, batch.keys, batch.returning)
     if not batch.returning:
         statement = _statement(mapper, ("insert",), lambda: insert(table))
         await connection.execute(statement, rows)
@@ -97,19 +104,17 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
     # One statement executed per row in a single round trip (asyncpg's pipelined
     # executemany, one worker-thread hop on SQLite): each row's generated values come back
     # in order, and the SQL text stays the same whatever the batch size.
-    columns = [mapper.columns[key] for key in batch.returning]
     statement = _statement(
-        mapper, ("insert", batch.returning), lambda: insert(table).returning(*columns)
+        mapper,
+        ("insert", batch.returning),
+        lambda: insert(table).returning(*(mapper.columns[key] for key in batch.returning)),
     )
-    returned = (await connection.execute(statement, rows)).all()
+    returned, _ = await connection._execute_tuples(statement, rows)
     if len(returned) != len(rows):
         raise InvalidRequestError(
             f"inserting {len(rows)} {mapper.class_.__name__} rows returned {len(returned)} rows"
         )
-    for state, row, values in zip(batch.states, rows, returned, strict=True):
-        applied = {**nulls, **row, **dict(zip(batch.returning, values, strict=True))}
-        outcome.inserted.append((state, applied))
-        outcome.written[id(state)] = applied
+    _record_inserted(outcome, batch.states, rows, returned, batch.returning, nulls)
 
 
 #: Rows per multi-row INSERT; powers of two down to 1 cover any count with few SQL shapes.
@@ -175,27 +180,39 @@ async def _insert_multirow(
 
         statement, names = _statement(mapper, ("insert-multirow", keys, returning, size), build)
         params = dict(zip(names, [row[key] for row in chunk for key in keys], strict=True))
-        returned = (await connection.execute(statement, params)).all()
+        returned, _ = await connection._execute_tuples(statement, params)
         if pk_given:
             npk = len(mapper.pk_keys)
             by_key = {tuple(r[:npk]): r for r in returned}
             ordered = [by_key[tuple(row[k] for k in mapper.pk_keys)] for row in chunk]
         else:
             ordered = sorted(returned, key=lambda r: r[0])
-        written = outcome.written
-        inserted = outcome.inserted
-        if len(returning) == 1 and not nulls:
-            # One generated key per row (the usual autoincrement id): add it to the row.
-            generated = returning[0]
-            for state, row, values in zip(states, chunk, ordered, strict=True):
-                applied = {**row, generated: values[0]}
-                inserted.append((state, applied))
-                written[id(state)] = applied
-            continue
-        for state, row, values in zip(states, chunk, ordered, strict=True):
-            applied = {**nulls, **row, **dict(zip(returning, values, strict=True))}
+        _record_inserted(outcome, states, chunk, ordered, returning, nulls)
+
+
+def _record_inserted(
+    outcome: FlushOutcome,
+    states: list[InstanceState],
+    rows: list[dict[str, Any]],
+    returned: Sequence[Any],
+    returning: tuple[str, ...],
+    nulls: dict[str, None],
+) -> None:
+    """Each inserted row's values, as given plus generated, for its object."""
+    written = outcome.written
+    inserted = outcome.inserted
+    if len(returning) == 1 and not nulls:
+        # One generated key per row (the usual autoincrement id): add it to the row.
+        generated = returning[0]
+        for state, row, values in zip(states, rows, returned, strict=True):
+            applied = {**row, generated: values[0]}
             inserted.append((state, applied))
             written[id(state)] = applied
+        return
+    for state, row, values in zip(states, rows, returned, strict=True):
+        applied = {**nulls, **row, **dict(zip(returning, values, strict=True))}
+        inserted.append((state, applied))
+        written[id(state)] = applied
 
 
 def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:

@@ -238,6 +238,12 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         row = new_rows[id(state)]
         _add_insert(inserts, state, row, _depth(state, row, new_rows), True)
 
+    only_inserts = not (
+        changes.dirty or changes.deleted or changes.assignments or changes.post_updates
+    )
+    if only_inserts and len(inserts) == 1 and not changes.associations:
+        return FlushPlan(list(inserts.values()))  # one batch: nothing to order
+
     updates: dict[tuple[Any, ...], UpdateBatch] = {}
 
     def add_update(
