@@ -17,9 +17,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -38,6 +38,9 @@ logger = logging.getLogger("asyncorm.engine")
 
 STREAM_CHUNK_SIZE = 1000
 """Rows per round trip when a streamed result is iterated."""
+
+
+_R = TypeVar("_R")
 
 
 def _param_keys(params: Any) -> tuple[str, ...] | None:
@@ -446,11 +449,16 @@ class AsyncConnection:
 
     # --- execution --------------------------------------------------------------------
 
-    async def _timed(self, operation: Any, sql: str, params: object = None) -> Any:
-        """Await a driver call, logging it when echo is on."""
+    def _timed(self, operation: Awaitable[_R], sql: str, params: object = None) -> Awaitable[_R]:
+        """A driver call to await, logged when echo is on (else the call itself: no wrapper
+        coroutine on the hot path)."""
         engine = self._engine
         if not engine._log_sql:
-            return await operation
+            return operation
+        return self._logged(operation, sql, params)
+
+    async def _logged(self, operation: Awaitable[_R], sql: str, params: object) -> _R:
+        engine = self._engine
         started = time.perf_counter()
         try:
             return await operation
@@ -479,8 +487,6 @@ class AsyncConnection:
                     sql,
                     arg_rows,
                 )
-            elif not engine._log_sql:
-                outcome = await driver.execute(sql, args)  # the hot path: no timing wrapper
             else:
                 outcome = await self._timed(driver.execute(sql, args), sql, args)
         except BaseException as error:

@@ -444,7 +444,8 @@ class AsyncSession:
                 state.strong = None
             if self.expire_on_commit:
                 self._expire_states(self._identity_map.states())
-            await self.dispatch.fire("after_commit", self)
+            if self.dispatch.has("after_commit"):
+                await self.dispatch.fire("after_commit", self)
         finally:
             self._exit()
 
@@ -479,7 +480,8 @@ class AsyncSession:
             for state in self._deleted.values():
                 state.strong = None
             self._deleted.clear()
-            await self.dispatch.fire("after_rollback", self)
+            if self.dispatch.has("after_rollback"):
+                await self.dispatch.fire("after_rollback", self)
         finally:
             self._exit()
 
