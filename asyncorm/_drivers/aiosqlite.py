@@ -280,6 +280,8 @@ class AiosqliteConnection:
     async def execute_many(
         self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
     ) -> ExecResult:
+        if len(arg_rows) == 1:  # sqlite3's executemany costs ~10 µs more for a single row
+            return await self.execute(sql, arg_rows[0])
         rows, keys, rowcount = await self._call(
             _run_many, self._raw, sql, arg_rows, returning, sql=sql, params=arg_rows
         )

@@ -92,7 +92,7 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
     nulls = _nulls(mapper, batch.keys, batch.returning)
     if not batch.returning:
         statement = _statement(mapper, ("insert",), lambda: insert(table))
-        await connection.execute(statement, rows)
+        await connection._execute_tuples(statement, rows)
         for state, row in zip(batch.states, rows, strict=True):
             applied = {**nulls, **row} if nulls else row
             outcome.inserted.append((state, applied))
@@ -242,7 +242,7 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
             param[pk_name] = identity
             params.append(param)
         outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
-        await connection.execute(statement, params)
+        await connection._execute_tuples(statement, params)
         return
     resolve = outcome.resolve
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
@@ -253,7 +253,7 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
         params.append(param)
         outcome.updated.append((state, resolved))
         outcome.written.setdefault(id(state), {}).update(resolved)
-    await connection.execute(statement, params)
+    await connection._execute_tuples(statement, params)
 
 
 async def _associate(
@@ -263,12 +263,14 @@ async def _associate(
     if batch.deletes:
         keys = list(batch.deletes[0])
         criteria = and_(*(table.c[key] == bindparam(f"_link_{key}") for key in keys))
-        await connection.execute(
+        await connection._execute_tuples(
             delete(table).where(criteria),
             [{f"_link_{k}": outcome.resolve(v) for k, v in row.items()} for row in batch.deletes],
         )
     if batch.inserts:
-        await connection.execute(insert(table), [outcome.resolve_row(row) for row in batch.inserts])
+        await connection._execute_tuples(
+            insert(table), [outcome.resolve_row(row) for row in batch.inserts]
+        )
 
 
 async def _delete(batch: DeleteBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
@@ -279,15 +281,17 @@ async def _delete(batch: DeleteBatch, connection: AsyncConnection, outcome: Flus
         if position is None:
             continue
         values = [mapper.primary_key_of(identity)[position] for identity in batch.identities]
-        await connection.execute(delete(secondary).where(secondary.c[column_key].in_(values)))
+        await connection._execute_tuples(
+            delete(secondary).where(secondary.c[column_key].in_(values))
+        )
     if len(mapper.pk_keys) == 1:
         column = mapper.columns[mapper.pk_keys[0]]
         ids = batch.identities
         for start in range(0, len(ids), DELETE_CHUNK):
             chunk = ids[start : start + DELETE_CHUNK]
-            await connection.execute(delete(table).where(column.in_(chunk)))
+            await connection._execute_tuples(delete(table).where(column.in_(chunk)))
     else:
-        await connection.execute(
+        await connection._execute_tuples(
             delete(table).where(_pk_criteria(batch)),
             [
                 {f"_pk_{key}": value for key, value in zip(mapper.pk_keys, identity, strict=True)}

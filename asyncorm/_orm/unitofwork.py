@@ -325,6 +325,10 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         batch_d.states.append(state)
         batch_d.identities.append(state.key)
 
+    links = [batch for batch in changes.associations.values() if batch.inserts or batch.deletes]
+    if len(inserts) + len(updates) + len(deletes) + len(links) == 1:
+        # One batch (a single object changed, say): nothing to order.
+        return FlushPlan([*inserts.values(), *updates.values(), *links, *deletes.values()])
     tables = sort_tables(
         [b.mapper.table for b in inserts.values()]
         + [b.mapper.table for b in updates.values()]
@@ -344,9 +348,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             updates.items(), key=lambda item: (item[0][0], rank[id(item[1].mapper.table)])
         )
     )
-    batches.extend(
-        batch for batch in changes.associations.values() if batch.inserts or batch.deletes
-    )
+    batches.extend(links)
     ordered_deletes: list[DeleteBatch] = sorted(
         deletes.values(), key=lambda batch: -rank[id(batch.mapper.table)]
     )
