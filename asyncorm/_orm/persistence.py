@@ -222,18 +222,18 @@ def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
 
 async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
-    statement = _statement(
+    statement, set_names, pk_names = _statement(
         mapper,
         ("update", batch.keys),
         lambda: (
             update(mapper.table)
             .where(_pk_criteria(batch))
-            .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys})
+            .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys}),
+            [(f"_set_{key}", key) for key in batch.keys],
+            [f"_pk_{key}" for key in mapper.pk_keys],
         ),
     )
-    set_names = [(f"_set_{key}", key) for key in batch.keys]
-    pk_names = [f"_pk_{key}" for key in mapper.pk_keys]
-    params = []
+    params: list[dict[str, Any]] = []
     if not batch.deferred and len(pk_names) == 1:
         # The common case: plain values of persistent rows, found by a one-column key.
         pk_name = pk_names[0]
@@ -242,7 +242,7 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
             param[pk_name] = identity
             params.append(param)
         outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
-        await connection._execute_tuples(statement, params)
+        await connection._execute_tuples(statement, params[0] if len(params) == 1 else params)
         return
     resolve = outcome.resolve
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
