@@ -46,6 +46,7 @@ class Mapper:
             )
         self.pk_keys: tuple[str, ...] = tuple(self._key_of_column[id(col)] for col in pk_columns)
         self._single_pk = len(self.pk_keys) == 1
+        self.pk_key_set = frozenset(self.pk_keys)
         self.column_keys: tuple[str, ...] = tuple(column_keys)
         self._loaders: dict[tuple[str, ...], RowLoader] = {}
         self._entity_loader: RowLoader | None = None
@@ -213,24 +214,29 @@ class Mapper:
         relationships go through their descriptors so both sides stay in step.
         """
         names = [*self.columns, *self.relationships]
-        params = ", ".join(f"{name}=_NOT_GIVEN" for name in names)
-        lines = [f"def __init__(self, *, {params}):" if names else "def __init__(self):"]
-        lines.append("    values = self.__dict__")
-        lines.append("    state = _State(self, _collected)")
-        lines.append("    state.mapper = _mapper")
-        lines.append("    state.key = state.session = state.committed = None")
-        lines.append("    state.expired = state.strong = None")
-        lines.append("    state.deleted = False")
-        lines.append(f"    values[{STATE_ATTR!r}] = state")
+        # The parameters are the attribute names, so the function's own names get a prefix
+        # no attribute starts with (a column may well be called "state" or "self").
+        p = "_ao_"
+        while any(name.startswith(p) for name in names):
+            p += "_"
+        params = ", ".join(f"{name}={p}NOT_GIVEN" for name in names)
+        lines = [f"def __init__({p}self, *, {params}):" if names else f"def __init__({p}self):"]
+        lines.append(f"    {p}values = {p}self.__dict__")
+        lines.append(f"    {p}state = {p}State({p}self, {p}collected)")
+        lines.append(f"    {p}state.mapper = {p}mapper")
+        lines.append(f"    {p}state.key = {p}state.session = {p}state.committed = None")
+        lines.append(f"    {p}state.expired = {p}state.strong = None")
+        lines.append(f"    {p}state.deleted = False")
+        lines.append(f"    {p}values[{STATE_ATTR!r}] = {p}state")
         for name in self.columns:
-            lines.append(f"    if {name} is not _NOT_GIVEN: values[{name!r}] = {name}")
+            lines.append(f"    if {name} is not {p}NOT_GIVEN: {p}values[{name!r}] = {name}")
         for name in self.relationships:
-            lines.append(f"    if {name} is not _NOT_GIVEN: self.{name} = {name}")
+            lines.append(f"    if {name} is not {p}NOT_GIVEN: {p}self.{name} = {name}")
         namespace = {
-            "_NOT_GIVEN": _NOT_GIVEN,
-            "_State": InstanceState,
-            "_collected": _object_collected,
-            "_mapper": self,
+            f"{p}NOT_GIVEN": _NOT_GIVEN,
+            f"{p}State": InstanceState,
+            f"{p}collected": _object_collected,
+            f"{p}mapper": self,
         }
         init: Callable[..., None] = _compile(
             "\n".join(lines), "__init__", namespace, f"{self.class_.__qualname__}.__init__"

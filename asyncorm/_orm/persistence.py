@@ -32,6 +32,8 @@ class FlushOutcome:
 
     inserted: list[tuple[InstanceState, dict[str, Any]]] = field(default_factory=list)
     updated: list[tuple[InstanceState, dict[str, Any]]] = field(default_factory=list)
+    #: updated rows whose objects already hold the values written, primary key unchanged
+    updated_in_place: list[InstanceState] = field(default_factory=list)
     deleted: list[InstanceState] = field(default_factory=list)
     #: every value written or generated so far, per state, for resolving ``Deferred``
     written: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -241,7 +243,10 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
             param = {name: row[key] for name, key in set_names}
             param[pk_name] = identity
             params.append(param)
-        outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
+        if not mapper.onupdate_columns and mapper.pk_key_set.isdisjoint(batch.keys):
+            outcome.updated_in_place.extend(batch.states)
+        else:
+            outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
         await connection._execute_tuples(statement, params[0] if len(params) == 1 else params)
         return
     resolve = outcome.resolve

@@ -582,11 +582,14 @@ class AsyncSession:
     def _collect_changes(self) -> FlushChanges:
         """Cascade ``save-update``, follow relationships to foreign key values and orphans."""
         for state in list(self._new.values()):
-            for related in state.mapper.cascade_iterator("save-update", state.strong):
-                self._attach(instance_state(related), related)
+            mapper = state.mapper
+            if mapper.relationships:
+                for related in mapper.cascade_iterator("save-update", state.strong):
+                    self._attach(instance_state(related), related)
         for state in self._identity_map.held_states():
-            if state.committed and state.mapper.relationships:
-                for related in state.mapper.cascade_iterator("save-update", state.strong):
+            mapper = state.mapper
+            if state.committed and mapper.relationships:
+                for related in mapper.cascade_iterator("save-update", state.strong):
                     self._attach(instance_state(related), related)
         new = list(self._new.values())
         dirty = [
@@ -647,9 +650,11 @@ class AsyncSession:
         return changes
 
     def _clear_changes(self, changes: FlushChanges) -> None:
+        held = self._identity_map._held
         for state in changes.dirty:
             state.committed = None
-            self._identity_map.release(state)
+            state.strong = None  # as IdentityMap.release, inline: one per changed object
+            held.pop(id(state), None)
 
     async def _fail_flush(self, error: BaseException) -> None:
         """Roll back the innermost transaction level now; the user must call rollback()."""
@@ -696,7 +701,7 @@ class AsyncSession:
             if obj is not None:
                 obj.__dict__.update(values)
                 pk_keys = state.mapper.pk_keys
-                if not any(key in values for key in pk_keys):
+                if state.mapper.pk_key_set.isdisjoint(values):
                     transaction.updated[id(state)] = state
                     continue
                 new_key = state.mapper.identity_key(tuple(obj.__dict__.get(k) for k in pk_keys))
@@ -705,6 +710,9 @@ class AsyncSession:
                     state.key = new_key
                     identity_map.add(state)
             transaction.updated[id(state)] = state
+        updated = transaction.updated
+        for state in outcome.updated_in_place:
+            updated[id(state)] = state
         for state in outcome.deleted:
             del self._deleted[id(state)]
             identity_map.discard(state)

@@ -58,3 +58,12 @@ class Seat(Base):
     row: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(50))
+
+
+class Ticket(Base):
+    """Python-side ``default`` and ``onupdate`` values."""
+
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(20), default="new", onupdate="edited")

@@ -7,7 +7,15 @@ import uuid
 import pytest
 
 import asyncorm
-from asyncorm import Column, DeclarativeBase, Integer, Mapped, String, declarative_base
+from asyncorm import (
+    Column,
+    DeclarativeBase,
+    Integer,
+    Mapped,
+    String,
+    declarative_base,
+    mapped_column,
+)
 from asyncorm import exc as sa_exc
 
 from .models import Note, User
@@ -31,6 +39,22 @@ def test_keyword_constructor_and_unknown_keyword() -> None:
     assert user.id is None  # transient: nothing to load, unset reads as None
     with pytest.raises(TypeError):
         User(fullname="x", nickname="y")
+
+
+def test_constructor_takes_attributes_named_like_its_own_locals() -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Awkward(Base):
+        __tablename__ = "awkward"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        state: Mapped[str]
+        values: Mapped[str]
+        self: Mapped[str]
+
+    obj = Awkward(state="s", values="v", self="me")
+    assert (obj.state, obj.values, obj.self) == ("s", "v", "me")
+    assert asyncorm.inspect(obj).transient
 
 
 def test_repr_shows_loaded_values_only() -> None:

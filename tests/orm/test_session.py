@@ -23,7 +23,7 @@ from asyncorm import (
 from asyncorm import exc as sa_exc
 
 from ..conftest import Database
-from .models import Base, Note, Seat, User
+from .models import Base, Note, Seat, Ticket, User
 
 pytestmark = pytest.mark.anyio
 
@@ -282,6 +282,20 @@ async def test_get_and_get_one(orm_engine: AsyncEngine) -> None:
         await session.flush()
         assert await session.get(User, user.id) is user
         assert await session.get_one(User, (user.id,)) is user
+
+
+async def test_default_and_onupdate_values_reach_row_and_object(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        tickets = [Ticket(title="a"), Ticket(title="b")]
+        session.add_all(tickets)
+        await session.flush()
+        assert [t.state for t in tickets] == ["new", "new"]
+        tickets[0].title = "a2"
+        await session.flush()  # one UPDATE: the onupdate value goes with it
+        assert tickets[0].state == "edited" and tickets[1].state == "new"
+        await session.commit()
+        rows = (await session.execute(select(Ticket.title, Ticket.state).order_by(Ticket.id))).all()
+        assert [tuple(row) for row in rows] == [("a2", "edited"), ("b", "new")]
 
 
 async def test_composite_primary_key_identity(orm_engine: AsyncEngine) -> None:
