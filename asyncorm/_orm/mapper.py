@@ -127,13 +127,18 @@ class Mapper:
 
     # -- relationship hooks the session calls -------------------------------------------
 
-    def cascade_iterator(self, cascade: str, obj: object) -> list[object]:
-        """Loaded related objects reachable along ``cascade``, depth first, each once."""
+    def cascade_keys(self, cascade: str) -> frozenset[str]:
+        """The keys of the relationships with ``cascade`` in their cascade."""
         keys = self._cascades.get(cascade)
         if keys is None:
             keys = self._cascades[cascade] = frozenset(
                 key for key, r in self.relationships.items() if cascade in r.cascade
             )
+        return keys
+
+    def cascade_iterator(self, cascade: str, obj: object) -> list[object]:
+        """Loaded related objects reachable along ``cascade``, depth first, each once."""
+        keys = self.cascade_keys(cascade)
         if keys.isdisjoint(obj.__dict__):
             return []  # nothing loaded to cascade to: the common case, kept cheap
         return self._cascade_from(cascade, obj)

@@ -297,6 +297,12 @@ class AsyncSession:
             self._attach(state, instance)
         elif state.session is not self:
             raise InvalidRequestError(f"{instance!r} is attached to another session")
+        if not state.mapper.cascade_keys("delete"):
+            # Nothing cascades: no related rows to find, nothing to await.
+            if id(state) not in self._deleted:
+                self._deleted[id(state)] = state
+                state.strong = instance
+            return
         self._enter()
         try:
             await self._mark_deleted(state, instance)

@@ -843,6 +843,10 @@ def desc(column: Any) -> UnaryExpression[Any]:
 # --- coercion -----------------------------------------------------------------------------
 
 
+#: Classes whose instances are always bound values, never SQL expressions.
+_PLAIN_VALUES = frozenset({int, str, float, bool, bytes, type(None)})
+
+
 def _as_clause(obj: Any) -> ColumnElement[Any] | None:
     """A column expression for ``obj``, or None when ``obj`` is a plain Python value."""
     if isinstance(obj, ColumnElement):
@@ -980,7 +984,7 @@ def _in(left: ColumnElement[Any], values: Any, operator: ops.Operator) -> Binary
             f"in_() takes a list of values or a subquery, got {type(values).__name__}"
         )
     items = list(values)
-    if any(_as_clause(item) is not None for item in items):
+    if any(item.__class__ not in _PLAIN_VALUES and _as_clause(item) is not None for item in items):
         return BinaryExpression(
             left, ExpressionList([_operand(left, item) for item in items]), operator, _BOOLEAN
         )
