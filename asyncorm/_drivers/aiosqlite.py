@@ -129,6 +129,14 @@ def _run_statement(
         cursor.close()
 
 
+def _run_and_commit(
+    raw: sqlite3.Connection, sql: str, args: Sequence[Any]
+) -> tuple[list[Any] | None, tuple[str, ...], int]:
+    outcome = _run_statement(raw, sql, args)
+    raw.execute("COMMIT").close()
+    return outcome
+
+
 def _run_many(
     raw: sqlite3.Connection, sql: str, arg_rows: Sequence[Sequence[Any]], returning: bool
 ) -> tuple[list[Any] | None, tuple[str, ...], int]:
@@ -274,6 +282,12 @@ class AiosqliteConnection:
     async def execute(self, sql: str, args: Sequence[Any]) -> ExecResult:
         rows, keys, rowcount = await self._call(
             _run_statement, self._raw, sql, args, sql=sql, params=args
+        )
+        return ExecResult(rows, keys, rowcount)
+
+    async def execute_and_commit(self, sql: str, args: Sequence[Any]) -> ExecResult:
+        rows, keys, rowcount = await self._call(
+            _run_and_commit, self._raw, sql, args, sql=sql, params=args
         )
         return ExecResult(rows, keys, rowcount)
 

@@ -188,6 +188,11 @@ class AsyncpgConnection:
             return ExecResult(rows, keys, status_rowcount(statement.get_statusmsg()))
         return ExecResult(None, keys, status_rowcount(statement.get_statusmsg()))
 
+    async def execute_and_commit(self, sql: str, args: Sequence[Any]) -> ExecResult:
+        outcome = await self.execute(sql, args)  # two round trips: asyncpg has no pipeline
+        await self.commit()
+        return outcome
+
     async def execute_many(
         self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
     ) -> ExecResult:

@@ -80,6 +80,12 @@ class DriverConnection(Protocol):
         """Run one statement; rows are fetched if the statement returns any."""
         ...
 
+    async def execute_and_commit(self, sql: str, args: Sequence[Any]) -> ExecResult:
+        """:meth:`execute`, then COMMIT if the statement succeeded, in one driver call where
+        the driver can (SQLite: one thread hop). If either fails the transaction stays open
+        for the caller to roll back."""
+        ...
+
     async def execute_many(
         self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
     ) -> ExecResult:

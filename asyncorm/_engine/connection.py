@@ -353,12 +353,13 @@ class AsyncConnection:
         if scope.cancelled_caught:
             await self._lose_connection("ROLLBACK TO SAVEPOINT timed out")
 
-    async def _finish(self, *, commit: bool) -> None:
-        """End the root transaction (COMMIT or ROLLBACK) and give the connection back."""
+    async def _finish(self, *, commit: bool, committed: bool = False) -> None:
+        """End the root transaction (COMMIT or ROLLBACK) and give the connection back;
+        ``committed``: the COMMIT already went with the last statement."""
         record, driver = self._record, self._driver
         discard = False
         try:
-            if record is not None and driver is not None:
+            if record is not None and driver is not None and not committed:
                 if commit:
                     if self._streams:
                         await self._close_streams()
@@ -465,8 +466,13 @@ class AsyncConnection:
         finally:
             engine._log(sql, params, time.perf_counter() - started)
 
-    async def _run(self, statement: Any, params: Any) -> tuple[Any, ExecResult]:
-        """Compile, bind and run one statement; the shared core of execute()/_execute_tuples."""
+    async def _run(
+        self, statement: Any, params: Any, *, commit: bool = False
+    ) -> tuple[Any, ExecResult]:
+        """Compile, bind and run one statement; the shared core of execute()/_execute_tuples.
+
+        ``commit=True`` (one parameter set only) COMMITs in the same driver call.
+        """
         many = _check_params(params)
         engine = self._engine
         if engine.dispatch.has("before_execute"):
@@ -487,6 +493,8 @@ class AsyncConnection:
                     sql,
                     arg_rows,
                 )
+            elif commit:
+                outcome = await self._timed(driver.execute_and_commit(sql, args), sql, args)
             else:
                 outcome = await self._timed(driver.execute(sql, args), sql, args)
         except BaseException as error:
@@ -540,6 +548,34 @@ class AsyncConnection:
         tuples), which saves a copy of every row; with processors they are plain tuples.
         """
         compiled, outcome = await self._run_exclusively(statement, params)
+        rows = outcome.rows
+        if rows is None:
+            return [], ()
+        keys, processors = self._shape(compiled, outcome.keys)
+        if processors is None:
+            return rows, keys
+        return process_rows(keys, rows, processors), keys
+
+    async def _execute_and_commit(
+        self, statement: Any, params: dict[str, Any]
+    ) -> tuple[list[Any], tuple[str, ...]]:
+        """``_execute_tuples`` of the transaction's last statement, which COMMITs it in the
+        same driver call (one round trip less); then the connection goes back to the pool,
+        as after ``commit()``. Only for the root transaction with no SAVEPOINT open. If the
+        statement or the COMMIT fails the transaction stays, for the caller to roll back."""
+        self._enter()
+        try:
+            self._check_usable()
+            if self._savepoints or self._transaction is None:
+                raise exc.InvalidRequestError("no root transaction to commit with a statement")
+            if self._streams:
+                await self._close_streams()
+            compiled, outcome = await self._run(statement, params, commit=True)
+            if self._engine._log_sql:
+                self._engine._log("COMMIT", None, 0.0)
+            await self._finish(commit=True, committed=True)
+        finally:
+            self._leave()
         rows = outcome.rows
         if rows is None:
             return [], ()

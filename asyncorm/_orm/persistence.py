@@ -56,17 +56,57 @@ class FlushOutcome:
         return row
 
 
-async def run(plan: FlushPlan, connection: AsyncConnection) -> FlushOutcome:
+class _Executor:
+    """Runs the plan's statements on the connection; with ``commit`` the first (and only)
+    statement also COMMITs the transaction, in the same driver call."""
+
+    __slots__ = ("_commit", "_connection")
+
+    def __init__(self, connection: AsyncConnection, commit: bool) -> None:
+        self._connection = connection
+        self._commit = commit
+
+    async def __call__(
+        self, statement: Any, params: Any = None
+    ) -> tuple[list[Any], tuple[str, ...]]:
+        if self._commit:
+            self._commit = False
+            if isinstance(params, list):
+                (params,) = params
+            return await self._connection._execute_and_commit(statement, params or {})
+        return await self._connection._execute_tuples(statement, params)
+
+
+def commits_with_its_statement(plan: FlushPlan) -> bool:
+    """Whether the plan is one statement with one parameter set, which can carry the
+    transaction's COMMIT (``run(..., commit=True)``): the one-object change of a short
+    transaction."""
+    if len(plan.batches) != 1:
+        return False
+    batch = plan.batches[0]
+    if isinstance(batch, InsertBatch | UpdateBatch):
+        return len(batch.rows) == 1
+    if isinstance(batch, DeleteBatch):
+        return len(batch.states) == 1 and not batch.association_columns
+    return False
+
+
+async def run(
+    plan: FlushPlan, connection: AsyncConnection, *, commit: bool = False
+) -> FlushOutcome:
+    """Run every batch in order; ``commit=True`` (see ``commits_with_its_statement``) also
+    COMMITs, with the plan's one statement."""
     outcome = FlushOutcome()
+    execute = _Executor(connection, commit)
     for batch in plan.batches:
         if isinstance(batch, InsertBatch):
-            await _insert(batch, connection, outcome)
+            await _insert(batch, execute, outcome)
         elif isinstance(batch, UpdateBatch):
-            await _update(batch, connection, outcome)
+            await _update(batch, execute, outcome)
         elif isinstance(batch, AssociationBatch):
-            await _associate(batch, connection, outcome)
+            await _associate(batch, execute, outcome)
         else:
-            await _delete(batch, connection, outcome)
+            await _delete(batch, execute, outcome)
     return outcome
 
 
@@ -87,21 +127,21 @@ def _statement(mapper: Any, key: tuple[Any, ...], build: Any) -> Any:
     return statement
 
 
-async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
+async def _insert(batch: InsertBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
     table = mapper.table
     rows = [outcome.resolve_row(row) for row in batch.rows] if batch.deferred else batch.rows
     nulls = _nulls(mapper, batch.keys, batch.returning)
     if not batch.returning:
         statement = _statement(mapper, ("insert",), lambda: insert(table))
-        await connection._execute_tuples(statement, rows)
+        await execute(statement, rows)
         for state, row in zip(batch.states, rows, strict=True):
             applied = {**nulls, **row} if nulls else row
             outcome.inserted.append((state, applied))
             outcome.written[id(state)] = applied
         return
     if _can_match_by_key(batch):
-        await _insert_multirow(batch, rows, nulls, connection, outcome)
+        await _insert_multirow(batch, rows, nulls, execute, outcome)
         return
     # One statement executed per row in a single round trip (asyncpg's pipelined
     # executemany, one worker-thread hop on SQLite): each row's generated values come back
@@ -111,7 +151,7 @@ async def _insert(batch: InsertBatch, connection: AsyncConnection, outcome: Flus
         ("insert", batch.returning),
         lambda: insert(table).returning(*(mapper.columns[key] for key in batch.returning)),
     )
-    returned, _ = await connection._execute_tuples(statement, rows)
+    returned, _ = await execute(statement, rows)
     if len(returned) != len(rows):
         raise InvalidRequestError(
             f"inserting {len(rows)} {mapper.class_.__name__} rows returned {len(returned)} rows"
@@ -157,7 +197,7 @@ async def _insert_multirow(
     batch: InsertBatch,
     rows: list[dict[str, Any]],
     nulls: dict[str, None],
-    connection: AsyncConnection,
+    execute: _Executor,
     outcome: FlushOutcome,
 ) -> None:
     mapper = batch.mapper
@@ -182,7 +222,7 @@ async def _insert_multirow(
 
         statement, names = _statement(mapper, ("insert-multirow", keys, returning, size), build)
         params = dict(zip(names, [row[key] for row in chunk for key in keys], strict=True))
-        returned, _ = await connection._execute_tuples(statement, params)
+        returned, _ = await execute(statement, params)
         if pk_given:
             npk = len(mapper.pk_keys)
             by_key = {tuple(r[:npk]): r for r in returned}
@@ -222,7 +262,7 @@ def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
     return and_(*(mapper.columns[key] == bindparam(f"_pk_{key}") for key in mapper.pk_keys))
 
 
-async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
+async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
     statement, set_names, pk_names = _statement(
         mapper,
@@ -247,7 +287,7 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
             outcome.updated_in_place.extend(batch.states)
         else:
             outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
-        await connection._execute_tuples(statement, params[0] if len(params) == 1 else params)
+        await execute(statement, params[0] if len(params) == 1 else params)
         return
     resolve = outcome.resolve
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
@@ -258,27 +298,23 @@ async def _update(batch: UpdateBatch, connection: AsyncConnection, outcome: Flus
         params.append(param)
         outcome.updated.append((state, resolved))
         outcome.written.setdefault(id(state), {}).update(resolved)
-    await connection._execute_tuples(statement, params)
+    await execute(statement, params)
 
 
-async def _associate(
-    batch: AssociationBatch, connection: AsyncConnection, outcome: FlushOutcome
-) -> None:
+async def _associate(batch: AssociationBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     table = batch.table
     if batch.deletes:
         keys = list(batch.deletes[0])
         criteria = and_(*(table.c[key] == bindparam(f"_link_{key}") for key in keys))
-        await connection._execute_tuples(
+        await execute(
             delete(table).where(criteria),
             [{f"_link_{k}": outcome.resolve(v) for k, v in row.items()} for row in batch.deletes],
         )
     if batch.inserts:
-        await connection._execute_tuples(
-            insert(table), [outcome.resolve_row(row) for row in batch.inserts]
-        )
+        await execute(insert(table), [outcome.resolve_row(row) for row in batch.inserts])
 
 
-async def _delete(batch: DeleteBatch, connection: AsyncConnection, outcome: FlushOutcome) -> None:
+async def _delete(batch: DeleteBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
     table = mapper.table
     for secondary, column_key, attribute in batch.association_columns:
@@ -286,17 +322,15 @@ async def _delete(batch: DeleteBatch, connection: AsyncConnection, outcome: Flus
         if position is None:
             continue
         values = [mapper.primary_key_of(identity)[position] for identity in batch.identities]
-        await connection._execute_tuples(
-            delete(secondary).where(secondary.c[column_key].in_(values))
-        )
+        await execute(delete(secondary).where(secondary.c[column_key].in_(values)))
     if len(mapper.pk_keys) == 1:
         column = mapper.columns[mapper.pk_keys[0]]
         ids = batch.identities
         for start in range(0, len(ids), DELETE_CHUNK):
             chunk = ids[start : start + DELETE_CHUNK]
-            await connection._execute_tuples(delete(table).where(column.in_(chunk)))
+            await execute(delete(table).where(column.in_(chunk)))
     else:
-        await connection._execute_tuples(
+        await execute(
             delete(table).where(_pk_criteria(batch)),
             [
                 {f"_pk_{key}": value for key, value in zip(mapper.pk_keys, identity, strict=True)}

@@ -103,6 +103,19 @@ async def test_transactions_and_savepoints(conn: DriverConnection) -> None:
     assert [r[0] for r in outcome.rows or []] == [1]
 
 
+async def test_execute_and_commit(conn: DriverConnection) -> None:
+    await conn.begin()
+    outcome = await conn.execute_and_commit(insert_sql(conn, returning=True), [1, "a", 1])
+    assert [tuple(r) for r in outcome.rows or []] == [(1,)]
+    assert not conn.in_transaction  # committed with the statement
+    await conn.begin()
+    with pytest.raises(exc.IntegrityError):
+        await conn.execute_and_commit(insert_sql(conn), [2, "a", 1])  # duplicate name
+    await conn.rollback()  # a failed statement commits nothing and leaves the rollback
+    outcome = await conn.execute("SELECT id FROM items ORDER BY id", [])
+    assert [r[0] for r in outcome.rows or []] == [1]
+
+
 async def test_cursor_fetches_in_chunks(conn: DriverConnection) -> None:
     await conn.execute_many(insert_sql(conn), [[n, f"n{n}", n] for n in range(7)], returning=False)
     await conn.begin()  # a PostgreSQL cursor lives in a transaction

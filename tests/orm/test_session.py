@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -21,6 +22,8 @@ from asyncorm import (
     update,
 )
 from asyncorm import exc as sa_exc
+from asyncorm._drivers.aiosqlite import AiosqliteConnection
+from asyncorm._drivers.asyncpg import AsyncpgConnection
 
 from ..conftest import Database
 from .models import Base, Note, Seat, Ticket, User
@@ -550,3 +553,111 @@ async def test_unset_nullable_columns_read_none_after_flush(orm_engine: AsyncEng
         assert note.body is None and note.price is None  # stored as NULL, so None
         await session.commit()
     assert note.body is None and note.created is not None
+
+
+class _DeferredBase(asyncorm.DeclarativeBase):
+    pass
+
+
+class DeferredLink(_DeferredBase):
+    """Maps a table whose foreign key is checked at COMMIT (created by raw DDL below)."""
+
+    __tablename__ = "deferred_links"
+    id: asyncorm.Mapped[int] = asyncorm.mapped_column(primary_key=True)
+    user_id: asyncorm.Mapped[int]
+
+
+DEFERRED_LINKS_DDL = (
+    "CREATE TABLE deferred_links (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL "
+    "REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED)"
+)
+
+
+def count_driver_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the transaction-relevant driver methods the engine calls from now on
+    (not the calls those methods make themselves)."""
+    calls: list[str] = []
+    depth = [0]
+    for cls in (AiosqliteConnection, AsyncpgConnection):
+        for name in ("execute", "execute_many", "execute_and_commit", "commit", "rollback"):
+            method = getattr(cls, name)
+
+            async def counted(
+                self: object, *args: object, _method: Any = method, _name: str = name, **kw: Any
+            ) -> Any:
+                if not depth[0]:
+                    calls.append(_name)
+                depth[0] += 1
+                try:
+                    return await _method(self, *args, **kw)
+                finally:
+                    depth[0] -= 1
+
+            monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+async def test_commit_of_one_statement_carries_the_commit(
+    orm_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = count_driver_calls(monkeypatch)
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="one statement")
+        session.add(user)
+        await session.commit()
+        assert calls == ["execute_and_commit"]  # INSERT and COMMIT in one driver call
+        assert await count_users(orm_engine) == 1
+        calls.clear()
+        user.fullname = "two"
+        session.add(User(fullname="three"))
+        await session.commit()  # two statements: the COMMIT goes on its own
+        assert calls.count("commit") == 1 and "execute_and_commit" not in calls
+        assert await count_users(orm_engine) == 2
+        calls.clear()
+        async with session.begin():
+            doomed = await session.get_one(User, user.id)
+            await session.delete(doomed)
+        assert calls == ["execute", "execute_and_commit"]  # SELECT; DELETE + COMMIT
+        assert await count_users(orm_engine) == 1
+
+
+async def test_after_flush_listener_sees_the_flush_before_the_commit(
+    orm_engine: AsyncEngine,
+) -> None:
+    seen: list[bool] = []
+
+    async with AsyncSession(orm_engine) as session:
+
+        async def after_flush(flushed: AsyncSession, context: object) -> None:
+            connection = await flushed.connection()
+            seen.append(connection.in_transaction())  # not committed yet
+
+        asyncorm.event.listen(session, "after_flush", after_flush)
+        session.add(User(fullname="listened"))
+        await session.commit()
+    assert seen == [True]
+    assert await count_users(orm_engine) == 1
+
+
+async def test_failed_commit_carried_by_the_statement_keeps_objects_pending(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with orm_engine.begin() as conn:
+        await conn.execute(text(DEFERRED_LINKS_DDL))
+    async with AsyncSession(orm_engine) as session:
+        link = DeferredLink(id=1, user_id=12345)  # no such user: the COMMIT fails
+        session.add(link)
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.commit()
+        assert asyncorm.inspect(link).pending
+        with pytest.raises(sa_exc.PendingRollbackError):
+            await session.commit()
+        await session.rollback()
+        assert asyncorm.inspect(link).transient  # rollback drops pending objects
+        user = User(fullname="exists")
+        session.add(user)
+        await session.commit()
+        session.add(DeferredLink(id=1, user_id=user.id))
+        await session.commit()
+        rows = (await session.execute(select(DeferredLink.id, DeferredLink.user_id))).all()
+        assert [tuple(row) for row in rows] == [(1, user.id)]
