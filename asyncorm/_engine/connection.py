@@ -548,6 +548,9 @@ class AsyncConnection:
         tuples), which saves a copy of every row; with processors they are plain tuples.
         """
         compiled, outcome = await self._run_exclusively(statement, params)
+        return self._tuples(compiled, outcome)
+
+    def _tuples(self, compiled: Any, outcome: ExecResult) -> tuple[list[Any], tuple[str, ...]]:
         rows = outcome.rows
         if rows is None:
             return [], ()
@@ -576,13 +579,7 @@ class AsyncConnection:
             await self._finish(commit=True, committed=True)
         finally:
             self._leave()
-        rows = outcome.rows
-        if rows is None:
-            return [], ()
-        keys, processors = self._shape(compiled, outcome.keys)
-        if processors is None:
-            return rows, keys
-        return process_rows(keys, rows, processors), keys
+        return self._tuples(compiled, outcome)
 
     async def scalar(self, statement: Any, params: Any = None) -> Any:
         """The first column of the first row, or None."""
