@@ -170,11 +170,8 @@ class Compiled:
                 self._rows_until_binder -= 1
                 if not self._rows_until_binder:
                     binder = self._row_binder = _RowBinder.build(self._slots)
-            if binder is None:
-                args = self._named_arguments(params)
-            else:  # a shape bound often: checks inlined in generated code (see _RowBinder)
-                bound = binder.bind((params,))
-                args = None if bound is None else bound[0]
+            # A shape bound often has its checks inlined in generated code (see _RowBinder).
+            args = self._named_arguments(params) if binder is None else binder.bind_one(params)
         if args is None:
             binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
             args = self._arguments(binds, params)
@@ -294,6 +291,15 @@ class _RowBinder:
         source = f"def rows(rs):\n    return [[{', '.join(parts)}] for r in rs]\n"
         exec(compile(source, "<asyncorm row binder>", "exec"), names)
         return cls(names["rows"], frozenset(required))
+
+    def bind_one(self, params: dict[str, Any]) -> list[Any] | None:
+        """The args of one plain ``dict``, or None when it needs the general path."""
+        if params.keys() >= self._required:
+            try:
+                return self._rows((params,))[0]
+            except (KeyError, InvalidValue):
+                pass
+        return None
 
     def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]] | None:
         """The args of every row, or None when some row needs the row-by-row path."""

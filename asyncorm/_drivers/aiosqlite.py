@@ -22,6 +22,7 @@ running statement and rolls back behind it before the pool reuses the connection
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
@@ -110,8 +111,11 @@ def translate_error(
 # --- functions that run on the connection's worker thread -------------------------------
 
 
+_name_of = operator.itemgetter(0)
+
+
 def _keys(cursor: sqlite3.Cursor) -> tuple[str, ...]:
-    return tuple(column[0] for column in cursor.description)
+    return tuple(map(_name_of, cursor.description))
 
 
 def _run_statement(
