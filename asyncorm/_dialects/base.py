@@ -161,9 +161,9 @@ class Compiled:
 
     def bind(
         self, statement: ClauseElement, params: Mapping[str, Any] | None = None
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, Sequence[Any]]:
         """``(sql, args)`` for one execution: positional args in the driver's order."""
-        args = None
+        args: Sequence[Any] | None = None
         if params.__class__ is dict:
             binder = self._row_binder
             if binder is None and self._rows_until_binder > 0:
@@ -181,7 +181,7 @@ class Compiled:
 
     def bind_many(
         self, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
-    ) -> tuple[str, list[list[Any]]]:
+    ) -> tuple[str, list[Sequence[Any]]]:
         """``(sql, [args, ...])`` for executemany: one SQL text, one args list per row."""
         binds = statement._generate_cache_key()[1] if self._uses_statement_binds else ()  # type: ignore[attr-defined]
         binder = self._row_binder
@@ -206,7 +206,7 @@ class Compiled:
         # PostgreSQL value-typed parameters: the first row decides the casts.
         return self._render_variant(arg_rows[0] if arg_rows else []), arg_rows
 
-    def _render_variant(self, args: list[Any]) -> str:
+    def _render_variant(self, args: Sequence[Any]) -> str:
         token = self._variant_token
         signature = tuple(token(self._slots[n], args[n]) for n in self._variant_slots)
         sql = self._variants.get(signature)
@@ -220,7 +220,7 @@ class Compiled:
             sql = self._variants[signature] = "".join(parts)
         return sql
 
-    def _flatten(self, args: list[Any]) -> list[Any]:
+    def _flatten(self, args: Sequence[Any]) -> Sequence[Any]:
         if not self._flatten_expanding:
             return args
         flat: list[Any] = []
@@ -253,7 +253,9 @@ class _RowBinder:
 
     __slots__ = ("_required", "_rows")
 
-    def __init__(self, rows: Callable[[Sequence[Any]], list[list[Any]]], required: frozenset[str]):
+    def __init__(
+        self, rows: Callable[[Sequence[Any]], list[Sequence[Any]]], required: frozenset[str]
+    ):
         self._rows = rows
         self._required = required
 
@@ -288,11 +290,11 @@ class _RowBinder:
             if condition:
                 test += " and " + condition.format(v=v)
             parts.append(f"({v} if {test} else p{number}({v}))")
-        source = f"def rows(rs):\n    return [[{', '.join(parts)}] for r in rs]\n"
+        source = f"def rows(rs):\n    return [({', '.join(parts)},) for r in rs]\n"
         exec(compile(source, "<asyncorm row binder>", "exec"), names)
         return cls(names["rows"], frozenset(required))
 
-    def bind_one(self, params: dict[str, Any]) -> list[Any] | None:
+    def bind_one(self, params: dict[str, Any]) -> Sequence[Any] | None:
         """The args of one plain ``dict``, or None when it needs the general path."""
         if params.keys() >= self._required:
             try:
@@ -301,7 +303,7 @@ class _RowBinder:
                 pass
         return None
 
-    def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]] | None:
+    def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]] | None:
         """The args of every row, or None when some row needs the row-by-row path."""
         if rows and set(map(type, rows)) == {dict} and rows[0].keys() >= self._required:
             try:

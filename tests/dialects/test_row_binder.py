@@ -138,7 +138,7 @@ def test_generated_binder_gives_the_same_arguments(dialect: Dialect) -> None:
     sql, arg_rows = compiled.bind_many(statement, rows)
     assert compiled._row_binder is not None
     assert sql == compiled.sql
-    assert arg_rows == one_by_one(compiled, statement, rows)
+    assert [list(args) for args in arg_rows] == one_by_one(compiled, statement, rows)
     names = [slot.name for slot in compiled._slots]
     assert [row[names.index("counter")] for row in arg_rows[:2]] == [0, -1]
     flags = [row[names.index("flag")] for row in arg_rows[:3]]
@@ -155,7 +155,8 @@ def test_binder_is_generated_once_and_only_for_enough_rows(dialect: Dialect) -> 
     binder = compiled._row_binder
     assert binder is not None
     assert dialect.compile(statement, tuple(sorted(rows[0]))) is compiled
-    assert compiled.bind_many(statement, rows[:3])[1] == one_by_one(compiled, statement, rows[:3])
+    bound = compiled.bind_many(statement, rows[:3])[1]
+    assert [list(args) for args in bound] == one_by_one(compiled, statement, rows[:3])
     assert compiled._row_binder is binder
 
 
@@ -192,17 +193,17 @@ def test_defaults_and_rows_of_other_kinds(dialect: Dialect) -> None:
     compiled = compiled_for(dialect, statement, rows)
     _, arg_rows = compiled.bind_many(statement, rows)
     assert compiled._row_binder is not None
-    assert arg_rows[5] == [5, "anon", 100, 10]
-    assert arg_rows[6] == [6, None, 1, 1]
-    assert arg_rows[7] == [7, "anon", 7, 0]
-    assert arg_rows[8] == [8, "anon", 8, 0]
-    assert arg_rows[9] == [9, "anon", 9, 0]
+    assert list(arg_rows[5]) == [5, "anon", 100, 10]
+    assert list(arg_rows[6]) == [6, None, 1, 1]
+    assert list(arg_rows[7]) == [7, "anon", 7, 0]
+    assert list(arg_rows[8]) == [8, "anon", 8, 0]
+    assert list(arg_rows[9]) == [9, "anon", 9, 0]
     assert next(calls) == 101  # the callable default ran once, for the one row without it
     # The first row lacking a name the comprehension needs sends every row the long way.
     rows[0] = {"id": 0}
     _, arg_rows = compiled.bind_many(statement, rows)
-    assert arg_rows[0] == [0, "anon", 102, 0] and arg_rows[5] == [5, "anon", 103, 10]
-    assert arg_rows[9] == [9, "anon", 9, 0]
+    assert list(arg_rows[0]) == [0, "anon", 102, 0] and arg_rows[5] == [5, "anon", 103, 10]
+    assert list(arg_rows[9]) == [9, "anon", 9, 0]
 
 
 def test_named_parameters_of_an_update(dialect: Dialect) -> None:
@@ -215,7 +216,7 @@ def test_named_parameters_of_an_update(dialect: Dialect) -> None:
     compiled = compiled_for(dialect, statement, rows)
     _, arg_rows = compiled.bind_many(statement, rows)
     assert compiled._row_binder is not None
-    assert arg_rows == one_by_one(compiled, statement, rows)
+    assert [list(args) for args in arg_rows] == one_by_one(compiled, statement, rows)
     with pytest.raises(ArgumentError, match="'new_big'"):
         compiled.bind_many(statement, [*rows[:-1], {"pk": 1, "new_name": "x"}])
 
