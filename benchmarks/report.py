@@ -16,7 +16,15 @@ from .config import IMPLEMENTATIONS, MEMORY_TARGET, TARGETS, WORKLOADS, Sizes
 from .harness import DatabaseRun
 from .stats import Cell, ratio
 
-__all__ = ["build_report", "failures", "render_markdown"]
+__all__ = [
+    "README_END",
+    "README_START",
+    "build_report",
+    "failures",
+    "render_markdown",
+    "render_summary",
+    "update_readme",
+]
 
 DATABASE_TITLES = {"postgresql": "PostgreSQL", "sqlite": "SQLite (file, WAL)"}
 
@@ -267,6 +275,68 @@ def render_markdown(report: dict[str, Any], chart: str | None = "ratios.png") ->
     if report["failures"]:
         lines += ["## Failures", ""] + [f"- {failure}" for failure in report["failures"]] + [""]
     return "\n".join(lines)
+
+
+README_START = "<!-- benchmark summary: written by python -m benchmarks.run -->"
+README_END = "<!-- end of benchmark summary -->"
+
+
+def render_summary(report: dict[str, Any]) -> str:
+    """The README's table: asyncorm/raw per workload and database against issue 7's
+    targets, the memory ratio, asyncorm/SQLAlchemy, and where the numbers came from."""
+    machine = report["machine"]
+    databases = [d for d in ("postgresql", "sqlite") if d in report["databases"]]
+    titles = [DATABASE_TITLES[d].split(" (")[0] for d in databases]
+    lines = [
+        f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, "
+        f"{machine['os']}, process {machine.get('placement', 'not pinned')}), Python "
+        f"{machine['python']}, asyncorm {machine['asyncorm']}, SQLAlchemy "
+        f"{machine['sqlalchemy']}, asyncpg {machine['asyncpg']}, aiosqlite "
+        f"{machine['aiosqlite']}, PostgreSQL {machine['postgresql']}, SQLite "
+        f"{machine['sqlite']}; medians of {report['config']['repetitions']} repetitions. "
+        "asyncorm's time over the raw driver's (target in parentheses; ✓ met, ✗ not):",
+        "",
+        "| workload | " + " | ".join(f"{t} asyncorm/raw" for t in titles) + " |",
+        "|---|" + "--:|" * len(databases),
+    ]
+    faster = []
+    for info in WORKLOADS:
+        cells = []
+        for database in databases:
+            workload = report["databases"][database]["workloads"].get(info.key)
+            if workload is None:
+                cells.append("-")
+                continue
+            target = TARGETS[info.key].for_database(database)
+            cells.append(_verdict(workload["ratios"]["asyncorm/raw"], target))
+            faster.append(workload["ratios"]["asyncorm/sqlalchemy"])
+        lines.append(f"| {info.key} {info.title} | " + " | ".join(cells) + " |")
+    memory = [report["databases"][d].get("memory") or {} for d in databases]
+    lines.append(
+        "| W2 peak memory / raw objects' | "
+        + " | ".join(_verdict(m.get("asyncorm/raw_objects"), MEMORY_TARGET) for m in memory)
+        + " |"
+    )
+    known = [value for value in faster if value is not None]
+    if known:
+        lines += [
+            "",
+            f"Against SQLAlchemy's async ORM in the same run asyncorm takes {min(known):.2f}x "
+            f"to {max(known):.2f}x its time (faster on every workload: "
+            f"{'yes' if max(known) < 1 else 'no'}).",
+        ]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, report: dict[str, Any]) -> bool:
+    """Replace the summary between the README's markers; False if it has no markers."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    summary = render_summary(report)
+    readme.write_text(f"{text[: start + len(README_START)]}\n{summary}\n{text[end:]}")
+    return True
 
 
 def main() -> None:

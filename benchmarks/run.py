@@ -29,12 +29,13 @@ from benchmarks.harness import DatabaseRun, run_database, steps_for
 from benchmarks.machine import machine_info, pin_to_one_cpu, update_database_versions
 from benchmarks.micro import compile_cache, compile_steps, hydration, hydration_steps
 from benchmarks.progress import Progress
-from benchmarks.report import build_report, render_markdown
+from benchmarks.report import build_report, render_markdown, update_readme
 
 __all__ = ["main", "run_suite"]
 
 DATABASES = ("postgresql", "sqlite")
 RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -137,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     report = asyncio.run(run_suite(options))
     markdown = write_outputs(report, options.output_dir, chart=not options.no_chart)
+    complete = not (options.quick or options.db or options.workload or options.implementation)
+    if complete and options.output_dir.resolve() == RESULTS and update_readme(README, report):
+        print("updated the summary in README.md")  # the README shows the committed results
     print()
     print(markdown)
     print(

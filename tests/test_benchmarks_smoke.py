@@ -45,3 +45,17 @@ def test_benchmark_suite_runs_clean_in_quick_mode(tmp_path: Path) -> None:
     micro = report["micro"]["compile_cache"].values()
     assert all(entry["status"] == "ok" for section in micro for entry in section.values())
     assert "FAILED" not in (tmp_path / "latest.md").read_text()
+
+
+def test_readme_shows_the_committed_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.report import README_END, README_START, render_summary
+
+    report = json.loads((ROOT / "benchmarks" / "results" / "latest.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    shown = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
+    assert report["config"]["quick"] is False
+    assert shown.strip() == render_summary(report), (
+        "README.md's benchmark summary is not that of benchmarks/results/latest.json: "
+        "a full `python -m benchmarks.run` rewrites both"
+    )
