@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from asyncorm import AsyncSession, func, select, text
+from asyncorm import AsyncSession, func, inspect, select, text
 
 from ..conftest import Database
 from .models import Base, User
@@ -40,5 +40,50 @@ async def test_cancelled_session_leaves_nothing_behind(db: Database) -> None:
         session.add(User(fullname="after the cancellation"))
         await session.commit()
     async with AsyncSession(engine) as session:
+        names = (await session.scalars(select(User.fullname))).all()
+        assert names == ["after the cancellation"]
+
+
+# A trigger that makes every INSERT into users take seconds.
+SLOW_INSERT_TRIGGER = {
+    "postgresql": [
+        "CREATE FUNCTION slow_insert() RETURNS trigger AS "
+        "$$ BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER slow_insert BEFORE INSERT ON users "
+        "FOR EACH ROW EXECUTE FUNCTION slow_insert()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER slow_insert AFTER INSERT ON users BEGIN "
+        "SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
+        "WHERE x < 300000000) SELECT x FROM n); END",
+    ],
+}
+
+
+async def test_commit_cancelled_inside_its_one_statement_commits_nothing(db: Database) -> None:
+    """The commit of a one-statement flush sends the COMMIT with the statement; cancelled
+    while the statement runs, nothing is committed and the object gets no identity."""
+    engine = db.make_engine()
+    await Base.metadata.create_all(engine)
+    async with engine.begin() as conn:
+        for statement in SLOW_INSERT_TRIGGER[db.name]:
+            await conn.execute(text(statement))
+
+    user = User(fullname="cancelled with its commit")
+    with anyio.move_on_after(0.3) as scope:
+        async with AsyncSession(engine) as session:
+            session.add(user)
+            await session.commit()
+    assert scope.cancelled_caught
+
+    assert engine.pool.status()["checked_out"] == 0
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("DROP TRIGGER slow_insert" + (" ON users" if db.name == "postgresql" else ""))
+        )
+    async with AsyncSession(engine) as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 0
+        session.add(User(fullname="after the cancellation"))
+        await session.commit()
         names = (await session.scalars(select(User.fullname))).all()
         assert names == ["after the cancellation"]
