@@ -75,6 +75,7 @@ async def test_commit_cancelled_inside_its_one_statement_commits_nothing(db: Dat
             session.add(user)
             await session.commit()
     assert scope.cancelled_caught
+    assert inspect(user).key is None  # never became persistent
 
     assert engine.pool.status()["checked_out"] == 0
     async with engine.begin() as conn:
