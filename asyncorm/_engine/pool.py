@@ -49,8 +49,7 @@ RESET_TIMEOUT = 10.0
 Connector = Callable[[], Awaitable[DriverConnection]]
 
 
-def _task_name() -> str:
-    task = asyncio.current_task()
+def _name(task: asyncio.Task[Any] | None) -> str:
     return task.get_name() if task is not None else "<no task>"
 
 
@@ -63,13 +62,14 @@ class PooledConnection:
         self.driver: DriverConnection | None = None  # None while connecting
         self.generation = generation
         self.created = 0.0
-        self.holder = ""
+        #: the task that checked it out (its name only for messages: names need not be unique)
+        self.holder: asyncio.Task[Any] | None = None
         self.since = 0.0
         #: a weak reference to the object holding it, see ``Pool.watch``
         self.watch: _HolderRef | None = None
 
     def __repr__(self) -> str:
-        state = f"held by {self.holder!r}" if self.holder else "idle"
+        state = f"held by {_name(self.holder)!r}" if self.holder else "idle"
         return f"<PooledConnection {state} driver={self.driver!r}>"
 
 
@@ -83,7 +83,7 @@ class _HolderRef(weakref.ref):  # type: ignore[type-arg]
 class _Waiter:
     __slots__ = ("event", "granted", "task")
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
         self.task = task
         self.event = anyio.Event()
         self.granted: PooledConnection | None = None
@@ -142,18 +142,21 @@ class Pool:
     def holders(self) -> list[tuple[str, float]]:
         """``(task name, seconds held)`` for every checked-out connection, longest first."""
         now = time.monotonic()
-        held = sorted(self._out.values(), key=lambda record: record.since)
-        return [(record.holder, now - record.since) for record in held]
+        return [(_name(record.holder), now - record.since) for record in self._held()]
 
-    def _describe_holders(self, current: str) -> str:
-        holders = self.holders()
-        if not holders:
+    def _held(self) -> list[PooledConnection]:
+        return sorted(self._out.values(), key=lambda record: record.since)
+
+    def _describe_holders(self, current: asyncio.Task[Any] | None) -> str:
+        now = time.monotonic()
+        held = self._held()
+        if not held:
             return "none are checked out (they are being opened or closed)"
         parts = []
-        for name, seconds in holders[:10]:
-            mine = " (the waiting task itself)" if name == current else ""
-            parts.append(f"{name!r}{mine} for {seconds:.2f}s")
-        more = f" and {len(holders) - 10} more" if len(holders) > 10 else ""
+        for record in held[:10]:
+            mine = " (the waiting task itself)" if record.holder is current else ""
+            parts.append(f"{_name(record.holder)!r}{mine} for {now - record.since:.2f}s")
+        more = f" and {len(held) - 10} more" if len(held) > 10 else ""
         return "held by " + ", ".join(parts) + more
 
     # --- event loop guard -------------------------------------------------------------
@@ -171,7 +174,7 @@ class Pool:
 
     # --- checkout ---------------------------------------------------------------------
 
-    def _take(self, task: str) -> PooledConnection | None:
+    def _take(self, task: asyncio.Task[Any] | None) -> PooledConnection | None:
         """Synchronous checkout decision: an idle connection, a new slot, or None (wait)."""
         if self._waiters:
             return None  # first come, first served: queue behind those already waiting
@@ -185,7 +188,7 @@ class Pool:
         self._mark_out(record, task)
         return record
 
-    def _mark_out(self, record: PooledConnection, task: str) -> None:
+    def _mark_out(self, record: PooledConnection, task: asyncio.Task[Any] | None) -> None:
         record.holder = task
         record.since = time.monotonic()
         self._out[id(record)] = record
@@ -212,10 +215,18 @@ class Pool:
         :class:`~asyncorm.exc.InvalidRequestError` on a second event loop.
         """
         self._check_loop()
-        task = _task_name()
+        task = asyncio.current_task()
         record = self._take(task)
         if record is None:
             record = await self._wait(task)
+        driver = record.driver
+        if (
+            driver is not None
+            and self._recycle is None
+            and not self._pre_ping
+            and not driver.is_closed
+        ):
+            return record  # the common case: an open connection, nothing to check
         try:
             return await self._make_ready(record)
         except BaseException:
@@ -223,7 +234,7 @@ class Pool:
             self._forget(record)
             raise
 
-    async def _wait(self, task: str) -> PooledConnection:
+    async def _wait(self, task: asyncio.Task[Any] | None) -> PooledConnection:
         waiter = _Waiter(task)
         self._waiters.append(waiter)
         started = time.monotonic()
@@ -240,7 +251,8 @@ class Pool:
         limit = "unlimited" if self._limit is None else str(self._limit)
         raise exc.PoolTimeout(
             f"no connection became free within {time.monotonic() - started:.2f}s "
-            f"(pool_timeout={self._timeout}) for task {task!r}: the pool{self._description} "
+            f"(pool_timeout={self._timeout}) for task {_name(task)!r}: the pool"
+            f"{self._description} "
             f"has pool_size={self._size}, max_overflow={self._max_overflow} (at most "
             f"{limit} connections), {len(self._waiters)} other task(s) waiting; "
             f"{self._describe_holders(task)}. Commit or roll back sooner, or raise "
@@ -324,7 +336,7 @@ class Pool:
             "an AsyncConnection holding a pooled connection (checked out by task %r) was "
             "garbage-collected without close(); the connection was terminated and its "
             "transaction rolled back. Use `async with engine.connect()` / `engine.begin()`",
-            record.holder,
+            _name(record.holder),
         )
         self._forget(record)
 
@@ -351,7 +363,7 @@ class Pool:
                 except exc.DBAPIError:
                     usable = False
         self._out.pop(id(record), None)
-        record.holder = ""
+        record.holder = None
         keep = (
             usable
             and record.generation == self._generation

@@ -31,7 +31,9 @@ _T = TypeVar("_T")
 _TP = TypeVar("_TP")
 _S = TypeVar("_S", bound="AsyncSession")
 
-SESSION_EVENTS = ("before_flush", "after_flush", "after_commit", "after_rollback", "before_execute")
+SESSION_EVENTS = frozenset(
+    ("before_flush", "after_flush", "after_commit", "after_rollback", "before_execute")
+)
 
 
 class SessionTransaction:
