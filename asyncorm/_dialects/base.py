@@ -251,12 +251,16 @@ class _RowBinder:
     execution. The display runs nothing impure (no callable default), so redoing is safe.
     """
 
-    __slots__ = ("_required", "_rows")
+    __slots__ = ("_one", "_required", "_rows")
 
     def __init__(
-        self, rows: Callable[[Sequence[Any]], list[Sequence[Any]]], required: frozenset[str]
+        self,
+        rows: Callable[[Sequence[Any]], list[Sequence[Any]]],
+        one: Callable[[Mapping[str, Any]], Sequence[Any]],
+        required: frozenset[str],
     ):
         self._rows = rows
+        self._one = one
         self._required = required
 
     @classmethod
@@ -290,18 +294,21 @@ class _RowBinder:
             if condition:
                 test += " and " + condition.format(v=v)
             parts.append(f"({v} if {test} else p{number}({v}))")
-        source = f"def rows(rs):\n    return [({', '.join(parts)},) for r in rs]\n"
+        values = ", ".join(parts)
+        source = (
+            f"def rows(rs):\n    return [({values},) for r in rs]\n"
+            f"def one(r):\n    return ({values},)\n"
+        )
         exec(compile(source, "<asyncorm row binder>", "exec"), names)
-        return cls(names["rows"], frozenset(required))
+        return cls(names["rows"], names["one"], frozenset(required))
 
     def bind_one(self, params: dict[str, Any]) -> Sequence[Any] | None:
-        """The args of one plain ``dict``, or None when it needs the general path."""
-        if params.keys() >= self._required:
-            try:
-                return self._rows((params,))[0]
-            except (KeyError, InvalidValue):
-                pass
-        return None
+        """The args of one plain ``dict``, or None when it needs the general path (a name
+        missing, which ``r[name]`` finds, or a value a check refuses)."""
+        try:
+            return self._one(params)
+        except (KeyError, InvalidValue):
+            return None
 
     def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]] | None:
         """The args of every row, or None when some row needs the row-by-row path."""
