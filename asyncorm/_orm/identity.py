@@ -85,7 +85,10 @@ class IdentityMap:
         for state in self._held.values():
             state.strong = None
         self._held.clear()
-        self._by_mapper.clear()
+        # Emptied in place: row loaders bound to a result (a stream) keep writing into
+        # these very dictionaries.
+        for states in self._by_mapper.values():
+            states.clear()
 
 
 class IdentitySet(Set[Any]):

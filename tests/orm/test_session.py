@@ -24,6 +24,7 @@ from asyncorm import (
 from asyncorm import exc as sa_exc
 from asyncorm._drivers.aiosqlite import AiosqliteConnection
 from asyncorm._drivers.asyncpg import AsyncpgConnection
+from asyncorm._engine.connection import STREAM_CHUNK_SIZE
 
 from ..conftest import Database
 from .models import Base, Note, Seat, Ticket, User
@@ -536,6 +537,23 @@ async def test_stream(orm_engine: AsyncEngine) -> None:
         assert seen == [f"s{i}" for i in range(25)]
         rows = await session.stream(select(User.id, User.fullname).order_by(User.id))
         assert len([row async for row in rows]) == 25
+
+
+async def test_identity_map_stays_live_when_cleared_during_a_stream(
+    orm_engine: AsyncEngine,
+) -> None:
+    count = STREAM_CHUNK_SIZE + 5  # the last rows are read, and hydrated, in a second chunk
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(User), [{"fullname": f"s{i}"} for i in range(count)])
+        await session.commit()
+        streamed = []
+        async for user in await session.stream_scalars(select(User).order_by(User.id)):
+            streamed.append(user)
+            if len(streamed) == 2:
+                session.expunge_all()  # the rows still to come must land in the live map
+        assert [u.fullname for u in streamed] == [f"s{i}" for i in range(count)]
+        assert await session.get(User, streamed[-1].id) is streamed[-1]  # a hit, no new object
+        assert len(session.identity_map) == 5
 
 
 async def test_closed_engine_misuse_and_str_statement(orm_engine: AsyncEngine) -> None:
