@@ -97,11 +97,6 @@ class Mapper:
         return self._self_referential
 
     @property
-    def has_eager_defaults(self) -> bool:
-        """Whether a relationship loads with every query (``lazy="selectin"``/``"joined"``)."""
-        return any(r.lazy in ("selectin", "joined") for r in self.relationships.values())
-
-    @property
     def relationship_keys(self) -> frozenset[str]:
         keys = self._relationship_keys
         if len(keys) != len(self.relationships):
@@ -110,10 +105,11 @@ class Mapper:
 
     @property
     def loads_eagerly(self) -> bool:
-        """``has_eager_defaults``, remembered for as long as the relationships stay the same."""
+        """Whether a relationship loads with every query (``lazy="selectin"``/``"joined"``);
+        remembered for as long as the relationships stay the same."""
         count, eager = self._loads_eagerly
         if count != len(self.relationships):
-            eager = self.has_eager_defaults
+            eager = any(r.lazy in ("selectin", "joined") for r in self.relationships.values())
             self._loads_eagerly = (len(self.relationships), eager)
         return eager
 
