@@ -609,6 +609,9 @@ class AsyncSession:
         for state in self._identity_map.held_states():
             mapper = state.mapper
             if state.committed and mapper.relationships:
+                keys = mapper.cascade_keys("save-update")
+                if keys.isdisjoint(state.strong.__dict__):
+                    continue  # nothing loaded to cascade to (as cascade_iterator checks)
                 for related in mapper.cascade_iterator("save-update", state.strong):
                     self._attach(instance_state(related), related)
         new = list(self._new.values())

@@ -277,6 +277,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         for i in changes.assignments
         if i not in dirty_ids and i not in new_rows and i not in deleted_ids
     ]
+    last: tuple[Mapper, tuple[str, ...], UpdateBatch] | None = None
     for state in candidates:
         if state.key is None or id(state) in deleted_ids:
             continue
@@ -300,8 +301,25 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
                     or key in changed
                 ):
                     changed[key] = value
-        if changed:
+        if not changed:
+            continue
+        if assigned or mapper.onupdate_columns:
             add_update(state, changed, 0, bool(assigned))
+            last = None
+            continue
+        # Plain changes of a persistent row, usually the same columns as the row before:
+        # reuse that batch without building its key again.
+        keys = tuple(changed)
+        if last is None or last[0] is not mapper or last[1] != keys:
+            batch = updates.get((0, mapper, keys))
+            if batch is None:
+                batch = updates[(0, mapper, keys)] = UpdateBatch(mapper, keys)
+            last = (mapper, keys, batch)
+        else:
+            batch = last[2]
+        batch.states.append(state)
+        batch.rows.append(changed)
+        batch.identities.append(state.key)
 
     for state_id, values in changes.post_updates.items():
         if state_id in deleted_ids:
