@@ -362,7 +362,8 @@ class AsyncSession:
                     "this session has no engine; create it as AsyncSession(engine)"
                 )
             connection = self.bind.connect()
-            self._root_transaction = await connection.begin()
+            # A root transaction sends nothing until the first statement: no need to await.
+            self._root_transaction = connection.begin()
             self._connection = connection
         return connection
 
