@@ -56,7 +56,8 @@ class Mapper:
         #: ``SELECT … WHERE pk = :pk_…`` for get/refresh, built on first use
         self.get_statement: Any = None
         self.get_param_names = tuple(f"pk_{key}" for key in self.pk_keys)
-        #: INSERT/UPDATE statements of the unit of work, by shape
+        #: what the unit of work builds once per shape: its statements, with their parameter
+        #: names, and the NULL defaults of inserted rows
         self.flush_statements: dict[tuple[Any, ...], Any] = {}
         self._expirable: tuple[str, ...] | None = None
         self._expirable_set: frozenset[str] | None = None

@@ -120,7 +120,8 @@ def _nulls(mapper: Any, keys: tuple[str, ...], returning: tuple[str, ...]) -> di
 
 
 def _statement(mapper: Any, key: tuple[Any, ...], build: Any) -> Any:
-    """Flush statements are built once per mapper and shape, so their cache keys are too."""
+    """Built once per mapper and shape (a statement, or what goes with one), so compiled
+    statements' cache keys are stable too."""
     statement = mapper.flush_statements.get(key)
     if statement is None:
         statement = mapper.flush_statements[key] = build()
