@@ -118,24 +118,26 @@ def _keys(cursor: sqlite3.Cursor) -> tuple[str, ...]:
     return tuple(map(_name_of, cursor.description))
 
 
-def _run_statement(
-    raw: sqlite3.Connection, sql: str, args: Sequence[Any]
-) -> tuple[list[Any] | None, tuple[str, ...], int]:
+# Results travel back in a list that the receiving side empties (``_received``): aiosqlite's
+# worker thread keeps its last call's return value referenced until its next call, and
+# that must not keep the rows, or the ORM objects that replace them in place, alive.
+Outcome = list[Any]  # [rows or None, keys, rowcount]
+
+
+def _run_statement(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Outcome:
     cursor = raw.execute(sql, args)
     try:
         if cursor.description is None:
-            return None, (), cursor.rowcount
+            return [None, (), cursor.rowcount]
         rows = cursor.fetchall()
         # sqlite3 reports -1 for a SELECT; the number of rows is what PostgreSQL reports.
         rowcount = cursor.rowcount
-        return rows, _keys(cursor), rowcount if rowcount >= 0 else len(rows)
+        return [rows, _keys(cursor), rowcount if rowcount >= 0 else len(rows)]
     finally:
         cursor.close()
 
 
-def _run_and_commit(
-    raw: sqlite3.Connection, sql: str, args: Sequence[Any]
-) -> tuple[list[Any] | None, tuple[str, ...], int]:
+def _run_and_commit(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Outcome:
     outcome = _run_statement(raw, sql, args)
     raw.execute("COMMIT").close()
     return outcome
@@ -143,12 +145,12 @@ def _run_and_commit(
 
 def _run_many(
     raw: sqlite3.Connection, sql: str, arg_rows: Sequence[Sequence[Any]], returning: bool
-) -> tuple[list[Any] | None, tuple[str, ...], int]:
+) -> Outcome:
     if not returning:
         cursor = raw.executemany(sql, arg_rows)
         count = cursor.rowcount
         cursor.close()
-        return None, (), count
+        return [None, (), count]
     # sqlite3's executemany discards RETURNING rows, so loop here, still on one thread hop.
     rows: list[Any] = []
     keys: tuple[str, ...] = ()
@@ -158,7 +160,7 @@ def _run_many(
         if not keys and cursor.description is not None:
             keys = _keys(cursor)
         cursor.close()
-    return rows, keys, len(rows)
+    return [rows, keys, len(rows)]
 
 
 def _open_cursor(
@@ -166,6 +168,16 @@ def _open_cursor(
 ) -> tuple[sqlite3.Cursor, tuple[str, ...]]:
     cursor = raw.execute(sql, args)
     return cursor, (_keys(cursor) if cursor.description is not None else ())
+
+
+def _fetch_chunk(cursor: sqlite3.Cursor, n: int) -> Outcome:
+    return [cursor.fetchmany(n)]
+
+
+def _received(outcome: Outcome) -> ExecResult:
+    rows, keys, rowcount = outcome
+    outcome.clear()
+    return ExecResult(rows, keys, rowcount)
 
 
 def _begin_then(raw: sqlite3.Connection, begin_sql: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -213,7 +225,9 @@ class _SqliteCursor:
     async def fetch(self, n: int) -> list[Any]:
         if self._cursor is None:
             return []
-        return cast(list[Any], await self._owner._call(self._cursor.fetchmany, n, sql=self._sql))
+        outcome: Outcome = await self._owner._call(_fetch_chunk, self._cursor, n, sql=self._sql)
+        rows: list[Any] = outcome.pop()
+        return rows
 
     async def close(self) -> None:
         if self._cursor is not None:
@@ -284,26 +298,25 @@ class AiosqliteConnection:
             raise
 
     async def execute(self, sql: str, args: Sequence[Any]) -> ExecResult:
-        rows, keys, rowcount = await self._call(
-            _run_statement, self._raw, sql, args, sql=sql, params=args
+        return _received(
+            await self._call(_run_statement, self._raw, sql, args, sql=sql, params=args)
         )
-        return ExecResult(rows, keys, rowcount)
 
     async def execute_and_commit(self, sql: str, args: Sequence[Any]) -> ExecResult:
-        rows, keys, rowcount = await self._call(
-            _run_and_commit, self._raw, sql, args, sql=sql, params=args
+        return _received(
+            await self._call(_run_and_commit, self._raw, sql, args, sql=sql, params=args)
         )
-        return ExecResult(rows, keys, rowcount)
 
     async def execute_many(
         self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
     ) -> ExecResult:
         if len(arg_rows) == 1:  # sqlite3's executemany costs ~10 µs more for a single row
             return await self.execute(sql, arg_rows[0])
-        rows, keys, rowcount = await self._call(
-            _run_many, self._raw, sql, arg_rows, returning, sql=sql, params=arg_rows
+        return _received(
+            await self._call(
+                _run_many, self._raw, sql, arg_rows, returning, sql=sql, params=arg_rows
+            )
         )
-        return ExecResult(rows, keys, rowcount)
 
     async def cursor(self, sql: str, args: Sequence[Any]) -> _SqliteCursor:
         cursor, keys = await self._call(_open_cursor, self._raw, sql, args, sql=sql, params=args)

@@ -184,8 +184,13 @@ class AsyncpgConnection:
             self._interrupted = True
             raise
         if keys:
+            # asyncpg's protocol keeps its last result referenced until the next query on
+            # the connection; the rows are moved to a list of our own, so that neither they
+            # nor the ORM objects that replace them in place are kept alive by it.
+            owned = rows.copy()
+            rows.clear()
             # A SELECT's tag is "SELECT n"; INSERT .. RETURNING reports its own count.
-            return ExecResult(rows, keys, status_rowcount(statement.get_statusmsg()))
+            return ExecResult(owned, keys, status_rowcount(statement.get_statusmsg()))
         return ExecResult(None, keys, status_rowcount(statement.get_statusmsg()))
 
     async def execute_and_commit(self, sql: str, args: Sequence[Any]) -> ExecResult:

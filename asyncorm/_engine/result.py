@@ -374,7 +374,7 @@ def _bare_tuples(raw: list[Any]) -> list[Any]:
 
 
 def _bare_values(raw: list[Any]) -> list[Any]:
-    return raw[:]
+    return raw  # ``_Source.take`` hands out lists of their own
 
 
 def _unique_marker(item: Any) -> Any:
@@ -429,7 +429,9 @@ class _Source:
             _closed()
         start = self.pos
         if start == 0 and n is None:
-            self.pos = len(raw)
+            # All of it: the list itself changes hands (no copy, and no second list alive
+            # beside the caller's); nothing is left to read.
+            self.raw = []
             return raw
         end = len(raw) if n is None else min(start + n, len(raw))
         self.pos = end

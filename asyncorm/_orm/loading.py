@@ -39,7 +39,7 @@ class LoadingPlan:
         """The columns with each entity's loader bound to this session, for one result."""
         identity_map = session._identity_map
         return tuple(
-            c if isinstance(c, int) else c(identity_map, session, populate_existing)
+            c if isinstance(c, int) else c.bind(identity_map, session, populate_existing)
             for c in self.columns
         )
 
@@ -121,18 +121,20 @@ async def execute_orm_select(
     rows, core_keys = await connection._execute_tuples(run_statement, params)
     plan = loading_plan(plan_statement, core_keys)
     identity_map = session._identity_map
-    columns = plan.bind(session, populate)
     if plan.single_entity and not joined:
         # The common shape: one entity per row, handed out with no tuple around each.
-        load = columns[0]
-        assert not isinstance(load, int)
-        with _collector_paused(len(rows)):
-            objects = [load(row) for row in rows]
+        # The driver's fresh row list becomes the list of objects, row by row.
+        loader = plan.columns[0]
+        assert not isinstance(loader, int)
+        objects = rows if type(rows) is list else list(rows)
         del rows
+        with _collector_paused(len(objects)):
+            loader.bind_in_place(identity_map, session, populate)(objects)
         for _, paths in selectin:
             present = list({id(o): o for o in objects if o is not None}.values())
             await strategies.run_selectin_paths(session, present, paths)
         return Result._of_values(plan.keys[0], objects)
+    columns = plan.bind(session, populate)
     with _collector_paused(len(rows)):
         built = [tuple(row[c] if isinstance(c, int) else c(row) for c in columns) for row in rows]
     if joined:
@@ -143,7 +145,7 @@ async def execute_orm_select(
             span,
         ) in ((r, p, s) for p, r, s in joined):
             target = relationship.target
-            load_target = target.row_loader(target.column_keys, span[0])(
+            load_target = target.row_loader(target.column_keys, span[0]).bind(
                 identity_map, session, populate
             )
             for row, out in zip(rows, built, strict=True):
@@ -237,7 +239,7 @@ async def get(
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
         return None
-    return mapper.entity_loader(session._identity_map, session, populate_existing)(rows[0])
+    return mapper.entity_loader.bind(session._identity_map, session, populate_existing)(rows[0])
 
 
 async def refresh(

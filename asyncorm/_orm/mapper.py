@@ -4,8 +4,9 @@ fast paths for constructing objects and loading them from rows."""
 from __future__ import annotations
 
 import linecache
+import textwrap
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..exc import ArgumentError, InvalidRequestError
 from .attributes import InstrumentedAttribute
@@ -19,8 +20,17 @@ if TYPE_CHECKING:
 
 #: Turns one row into one entity (``None`` where the row's primary key is NULL).
 LoadRow = Callable[[Sequence[Any]], Any]
-#: Binds a row layout's loader to one result: (identity map, session, populate_existing).
-RowLoader = Callable[["IdentityMap", "AsyncSession | None", bool], LoadRow]
+#: Converts a list of rows into entities in place.
+LoadRowsInPlace = Callable[[list[Any]], None]
+
+
+class RowLoader(NamedTuple):
+    """A row layout's generated loaders, each bound to one result by calling it with
+    (identity map, session, populate_existing)."""
+
+    bind: Callable[[IdentityMap, AsyncSession | None, bool], LoadRow]
+    bind_in_place: Callable[[IdentityMap, AsyncSession | None, bool], LoadRowsInPlace]
+
 
 _mappers_by_table: dict[int, Mapper] = {}
 
@@ -240,9 +250,8 @@ class Mapper:
             f"{p}collected": _object_collected,
             f"{p}mapper": self,
         }
-        init: Callable[..., None] = _compile(
-            "\n".join(lines), "__init__", namespace, f"{self.class_.__qualname__}.__init__"
-        )
+        _compile("\n".join(lines), namespace, f"{self.class_.__qualname__}.__init__")
+        init: Callable[..., None] = namespace["__init__"]
         init.__qualname__ = f"{self.class_.__qualname__}.__init__"
         return init
 
@@ -275,55 +284,68 @@ class Mapper:
         else:
             pk = "(" + ", ".join(f"row[{index[key]}]" for key in self.pk_keys) + ")"
         first_pk = f"row[{index[self.pk_keys[0]]}]"
-        assign = "\n".join(f"        values[{k!r}] = row[{i}]" for k, i in index.items())
-        fill = "\n".join(
-            f"                    if {k!r} not in values: values[{k!r}] = row[{i}]"
+        assign = "".join(f"\n    values[{k!r}] = row[{i}]" for k, i in index.items())
+        fill = "".join(
+            f"\n                if {k!r} not in values: values[{k!r}] = row[{i}]"
             for k, i in index.items()
         )
-        overwrite = "\n".join(
-            f"                    values[{k!r}] = row[{i}]" for k, i in index.items()
-        )
+        overwrite = "".join(f"\n                values[{k!r}] = row[{i}]" for k, i in index.items())
+        # One body, two endings: ``load(row)`` returns the entity; ``load_in_place(rows)``
+        # writes it over its row, so a buffered result needs no second list and each row
+        # is freed as soon as it has become an object (a lower peak for large results).
+        body = f"""\
+    if {first_pk} is None:
+        {{done}} None{{then}}
+    key = {pk}
+    state = states.get(key)
+    if state is not None:
+        obj = state()
+        if obj is not None:
+            values = obj.__dict__
+            if populate_existing:{overwrite}
+                if state.committed is not None:
+                    state.committed = None
+                    release(state)
+            else:{fill}
+            state.expired = None
+            {{done}} obj{{then}}
+    obj = new(cls)
+    values = obj.__dict__
+    state = State(obj, collected)
+    state.mapper = mapper
+    state.key = key
+    state.session = session
+    state.committed = None
+    state.expired = None
+    state.deleted = False
+    state.strong = None
+    values[STATE_ATTR] = state{assign}
+    states[key] = state
+    {{done}} obj{{then}}"""
+        one = textwrap.indent(body.format(done="return", then=""), "    ")
+        in_place = textwrap.indent(body.format(done="rows[i] =", then="; continue"), "        ")
         source = f"""\
 def bind(identity_map, session, populate_existing):
     states = identity_map.states_of(mapper)
     release = identity_map.release
 
     def load(row):
-        if {first_pk} is None:
-            return None
-        key = {pk}
-        state = states.get(key)
-        if state is not None:
-            obj = state()
-            if obj is not None:
-                values = obj.__dict__
-                if populate_existing:
-{overwrite}
-                    if state.committed is not None:
-                        state.committed = None
-                        release(state)
-                else:
-{fill}
-                state.expired = None
-                return obj
-        obj = new(cls)
-        values = obj.__dict__
-        state = State(obj, collected)
-        state.mapper = mapper
-        state.key = key
-        state.session = session
-        state.committed = None
-        state.expired = None
-        state.deleted = False
-        state.strong = None
-        values[STATE_ATTR] = state
-{assign}
-        states[key] = state
-        return obj
+{one}
 
     return load
+
+
+def bind_in_place(identity_map, session, populate_existing):
+    states = identity_map.states_of(mapper)
+    release = identity_map.release
+
+    def load_in_place(rows):
+        for i, row in enumerate(rows):
+{in_place}
+
+    return load_in_place
 """
-        namespace = {
+        namespace: dict[str, Any] = {
             "cls": self.class_,
             "new": object.__new__,
             "State": InstanceState,
@@ -331,20 +353,21 @@ def bind(identity_map, session, populate_existing):
             "mapper": self,
             "STATE_ATTR": STATE_ATTR,
         }
-        return _compile(source, "bind", namespace, f"{self.class_.__qualname__} row loader")  # type: ignore[no-any-return]
+        _compile(source, namespace, f"{self.class_.__qualname__} row loader")
+        return RowLoader(namespace["bind"], namespace["bind_in_place"])
 
 
 _compiled_count = 0
 
 
-def _compile(source: str, name: str, namespace: dict[str, Any], label: str) -> Any:
-    """Compile generated source, registered in linecache so tracebacks show it."""
+def _compile(source: str, namespace: dict[str, Any], label: str) -> None:
+    """Run generated source into ``namespace``, registered in linecache so tracebacks
+    show it."""
     global _compiled_count
     _compiled_count += 1
     filename = f"<asyncorm generated {label} #{_compiled_count}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)
-    return namespace[name]
 
 
 def mapper_for_table(table: Table) -> Mapper | None:

@@ -7,6 +7,7 @@ the paramstyle, which ``ph()`` supplies.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import weakref
 from typing import Any
 
 import anyio
@@ -65,6 +66,29 @@ async def test_execute_rows_keys_rowcount(conn: DriverConnection) -> None:
     outcome = await conn.execute(insert_sql(conn, returning=True), [2, "b", 1])
     assert [tuple(r) for r in outcome.rows or []] == [(2,)]
     assert outcome.rowcount == 1
+
+
+class _Marker:
+    """Something a weak reference can watch, put into a list of returned rows."""
+
+
+async def test_returned_rows_belong_to_the_caller(conn: DriverConnection) -> None:
+    """The ORM turns a result's row list into its objects in place, so the driver must keep
+    no reference to the list it returned (aiosqlite's worker thread and asyncpg's protocol
+    both keep their last result until the next call)."""
+    await conn.execute(insert_sql(conn), [1, "a", 5])
+    for commit in (False, True):
+        await conn.begin()
+        run = conn.execute_and_commit if commit else conn.execute
+        rows = (await run("SELECT id, name FROM items", [])).rows
+        assert rows is not None and len(rows) == 1
+        marker = _Marker()
+        rows[0] = marker
+        watcher = weakref.ref(marker)
+        del rows, marker
+        assert watcher() is None
+        if not commit:
+            await conn.commit()
 
 
 async def test_execute_many(conn: DriverConnection) -> None:
