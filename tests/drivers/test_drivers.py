@@ -6,8 +6,8 @@ the paramstyle, which ``ph()`` supplies.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
