@@ -48,6 +48,12 @@ class Mapper:
         self.attributes: dict[str, InstrumentedAttribute[Any]] = {}
         self.relationships: dict[str, Relationship[Any]] = {}
         self._key_of_column: dict[int, str] = {id(col): key for key, col in column_keys.items()}
+        #: this class's states: the mapper is a class attribute, not one slot per object
+        self.state_class: type[InstanceState] = type(
+            f"InstanceState[{class_.__qualname__}]",
+            (InstanceState,),
+            {"__slots__": (), "mapper": self},
+        )
         pk_columns = list(table.primary_key)
         if not pk_columns:
             raise ArgumentError(
@@ -235,7 +241,6 @@ class Mapper:
         lines = [f"def __init__({p}self, *, {params}):" if names else f"def __init__({p}self):"]
         lines.append(f"    {p}values = {p}self.__dict__")
         lines.append(f"    {p}state = {p}State({p}self, {p}collected)")
-        lines.append(f"    {p}state.mapper = {p}mapper")
         lines.append(f"    {p}state.key = {p}state.session = {p}state.committed = None")
         lines.append(f"    {p}state.expired = {p}state.strong = None")
         lines.append(f"    {p}state.deleted = False")
@@ -246,9 +251,8 @@ class Mapper:
             lines.append(f"    if {name} is not {p}NOT_GIVEN: {p}self.{name} = {name}")
         namespace = {
             f"{p}NOT_GIVEN": _NOT_GIVEN,
-            f"{p}State": InstanceState,
+            f"{p}State": self.state_class,
             f"{p}collected": _object_collected,
-            f"{p}mapper": self,
         }
         _compile("\n".join(lines), namespace, f"{self.class_.__qualname__}.__init__")
         init: Callable[..., None] = namespace["__init__"]
@@ -312,7 +316,6 @@ class Mapper:
     obj = new(cls)
     values = obj.__dict__
     state = State(obj, collected)
-    state.mapper = mapper
     state.key = key
     state.session = session
     state.committed = None
@@ -348,7 +351,7 @@ def bind_in_place(identity_map, session, populate_existing):
         namespace: dict[str, Any] = {
             "cls": self.class_,
             "new": object.__new__,
-            "State": InstanceState,
+            "State": self.state_class,
             "collected": _object_collected,
             "mapper": self,
             "STATE_ATTR": STATE_ATTR,

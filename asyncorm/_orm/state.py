@@ -53,7 +53,8 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
     load (``None`` when none); ``deleted`` is set once a flush deleted the row.
     """
 
-    __slots__ = ("committed", "deleted", "expired", "key", "mapper", "session", "strong")
+    # ``mapper`` is a class attribute of the per-mapper subclass (``Mapper.state_class``).
+    __slots__ = ("committed", "deleted", "expired", "key", "session", "strong")
 
     mapper: Mapper
     key: Any
@@ -80,8 +81,7 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
 
 def new_state(obj: object, mapper: Mapper) -> InstanceState:
     """A fresh state for ``obj`` (not yet attached to it)."""
-    state = InstanceState(obj, _object_collected)
-    state.mapper = mapper
+    state = mapper.state_class(obj, _object_collected)
     state.key = None
     state.session = None
     state.committed = None
