@@ -22,9 +22,10 @@ from .relationships import (
     RelationshipAttribute,
     configure_mappers,
 )
-from .state import NO_VALUE, instance_state
+from .state import NO_VALUE, STATE_ATTR, InstanceState, instance_state
 
 if TYPE_CHECKING:
+    from .._engine.result import Result
     from .session import AsyncSession
 
 #: Keys per ``IN`` list. PostgreSQL binds the list as one array, so this only bounds SQLite,
@@ -226,21 +227,20 @@ def populate_joined(
 
 async def load_relationship(
     session: AsyncSession, relationship: Relationship[Any], objects: Sequence[Any], *, refresh: bool
-) -> list[Any]:
-    """Load ``relationship`` for ``objects`` with IN queries; returns the related objects."""
+) -> None:
+    """Load ``relationship`` for ``objects`` with IN queries."""
     configure_mappers()
     targets = [
         obj for obj in objects if obj is not None and (refresh or _needs_load(obj, relationship))
     ]
     if not targets:
-        return _related_of(objects, relationship)
+        return
     if relationship.direction == MANY_TO_ONE:
         await _load_many_to_one(session, relationship, targets, refresh)
     elif relationship.direction == MANY_TO_MANY:
         await _load_many_to_many(session, relationship, targets)
     else:
         await _load_one_to_many(session, relationship, targets)
-    return _related_of(objects, relationship)
 
 
 def _needs_load(obj: Any, relationship: Relationship[Any]) -> bool:
@@ -284,9 +284,11 @@ async def _load_one_to_many(
             statement = statement.order_by(*relationship.order_by)
         for child in await _objects(session, statement):
             grouped[child.__dict__.get(fk_key)].append(child)
+    no_children: list[Any] = []
+    uselist = relationship.uselist
     for parent in parents:
-        children = grouped.get(_value(parent, ref_key), [])
-        if relationship.uselist:
+        children = grouped.get(_value(parent, ref_key), no_children)
+        if uselist:
             _set_loaded(parent, relationship, relationship._new_collection(parent, children))
         else:  # one-to-one
             _set_loaded(parent, relationship, children[0] if children else None)
@@ -347,7 +349,7 @@ async def _load_many_to_many(
 
 def _value(obj: Any, key: str) -> Any:
     value = obj.__dict__.get(key, NO_VALUE)
-    if value is NO_VALUE:
+    if value is NO_VALUE:  # an expired primary key is still known from the identity
         state = instance_state(obj)
         if state.key is not None and key in state.mapper.pk_keys:
             return state.mapper.primary_key_of(state.key)[state.mapper.pk_keys.index(key)]
@@ -356,10 +358,13 @@ def _value(obj: Any, key: str) -> Any:
 
 
 def _set_loaded(obj: Any, relationship: Relationship[Any], value: Any) -> None:
-    state = instance_state(obj)
+    values = obj.__dict__
+    state: InstanceState | None = values.get(STATE_ATTR)
+    if state is None:
+        state = instance_state(obj)
     if state.committed and relationship.key in state.committed:
         return  # unflushed changes to this relationship win over the database's view
-    obj.__dict__[relationship.key] = value
+    values[relationship.key] = value
     if state.expired is not None:
         state.expired = (state.expired - {relationship.key}) or None
 
@@ -370,9 +375,9 @@ async def _execute(session: AsyncSession, statement: Any) -> Any:
     return await execute_orm_select(session, statement, None)
 
 
-async def _objects(session: AsyncSession, statement: Any) -> list[Any]:
-    result = await _execute(session, statement)
-    return [row[0] for row in result.all()]
+async def _objects(session: AsyncSession, statement: Any) -> Sequence[Any]:
+    result: Result[Any] = await _execute(session, statement)
+    return result.scalars().all()
 
 
 async def run_selectin_paths(
@@ -387,9 +392,8 @@ async def run_selectin_paths(
             continue
         if step.strategy == "selectin" or (step.strategy == "joined" and depth > 0):
             # Only the first joined step rides on the parent's query; deeper ones use IN.
-            related = await load_relationship(session, step.relationship, objects, refresh=False)
-        else:  # joined: already loaded by the query; continue down the path
-            related = _related_of(objects, step.relationship)
+            await load_relationship(session, step.relationship, objects, refresh=False)
+        # A joined step was loaded by the query itself; either way, continue down the path.
         below = [path[1:]] if len(path) > 1 else []
         target = step.relationship.target
         default_paths = (
@@ -397,4 +401,6 @@ async def run_selectin_paths(
             if depth < 10
             else []
         )
-        await run_selectin_paths(session, related, [*below, *default_paths], depth + 1)
+        if below or default_paths:
+            related = _related_of(objects, step.relationship)
+            await run_selectin_paths(session, related, [*below, *default_paths], depth + 1)
