@@ -590,15 +590,24 @@ class AsyncConnection:
         return (await self.execute(statement, params)).scalars()
 
     async def stream(
-        self, statement: Any, params: Any = None, *, chunk_size: int = STREAM_CHUNK_SIZE
+        self, statement: Any, params: Any = None, *, chunk_size: int | None = None
     ) -> AsyncResult[Any]:
         """Run a SELECT and read its rows as they are consumed (see :class:`AsyncResult`).
 
-        PostgreSQL uses a server-side cursor; SQLite fetches in chunks. The stream lives in
-        the connection's transaction and is closed when that ends.
+        PostgreSQL uses a server-side cursor; SQLite fetches in chunks. Rows are fetched
+        ``chunk_size`` at a time: the statement's ``yield_per`` execution option, else
+        1000. The stream lives in the connection's transaction and is closed when that
+        ends.
         """
         if params is not None and not isinstance(params, Mapping):
             raise exc.ArgumentError("stream() takes one dict of parameters, not a list")
+        if chunk_size is None:
+            options = getattr(statement, "_execution_options", {})
+            chunk_size = options.get("yield_per", STREAM_CHUNK_SIZE)
+        if type(chunk_size) is not int or chunk_size < 1:
+            raise exc.ArgumentError(
+                f"yield_per must be a positive number of rows, not {chunk_size!r}"
+            )
         self._enter()
         try:
             self._check_usable()

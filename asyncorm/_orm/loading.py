@@ -334,16 +334,13 @@ async def stream(
     session: AsyncSession, statement: Any, params: Any, execution_options: dict[str, Any]
 ) -> AsyncResult[Any]:
     await session._autoflush()
+    options = {**getattr(statement, "_execution_options", {}), **execution_options}
     connection = await session._get_connection()
-    result = await connection.stream(statement, params)
+    result = await connection.stream(statement, params, chunk_size=options.get("yield_per"))
     if not _is_orm_select(statement):
         return result
     plan = loading_plan(statement, tuple(result.keys()))
-    populate = bool(
-        {**getattr(statement, "_execution_options", {}), **execution_options}.get(
-            "populate_existing"
-        )
-    )
+    populate = bool(options.get("populate_existing"))
     columns = plan.bind(session, populate)
 
     def transform(row: Sequence[Any]) -> tuple[Any, ...]:

@@ -391,6 +391,20 @@ async def test_stream(engine: AsyncEngine) -> None:
         assert engine.pool.status()["checked_out"] == 0
 
 
+async def test_stream_reads_yield_per_rows_at_a_time(engine: AsyncEngine) -> None:
+    await fill(engine, 25)
+    query = text("SELECT id FROM items ORDER BY id")
+    async with engine.connect() as conn:
+        result = await conn.stream(query.execution_options(yield_per=4))
+        assert [len(part) async for part in result.partitions()] == [4] * 6 + [1]
+        result = await conn.stream(query)
+        assert [len(part) async for part in result.partitions()] == [25]  # 1000 by default
+        for wrong in (0, -1, "10", 2.5):
+            with pytest.raises(exc.ArgumentError, match="yield_per must be a positive"):
+                await conn.stream(query.execution_options(yield_per=wrong))
+        assert await conn.scalar(text("SELECT count(*) FROM items")) == 25  # still usable
+
+
 async def test_stream_closed_mid_way_leaves_connection_usable(engine: AsyncEngine) -> None:
     await fill(engine, 10)
     async with engine.connect() as conn:

@@ -539,6 +539,19 @@ async def test_stream(orm_engine: AsyncEngine) -> None:
         assert len([row async for row in rows]) == 25
 
 
+async def test_stream_honours_yield_per(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([User(fullname=f"s{i}") for i in range(25)])
+        await session.commit()
+        query = select(User).order_by(User.id)
+        result = await session.stream_scalars(query.execution_options(yield_per=10))
+        parts = [[user.fullname for user in part] async for part in result.partitions()]
+        assert [len(part) for part in parts] == [10, 10, 5]
+        assert parts[0][0] == "s0" and parts[2][-1] == "s24"
+        result = await session.stream(query, execution_options={"yield_per": 7})
+        assert [len(part) async for part in result.partitions()] == [7, 7, 7, 4]
+
+
 async def test_identity_map_stays_live_when_cleared_during_a_stream(
     orm_engine: AsyncEngine,
 ) -> None:
