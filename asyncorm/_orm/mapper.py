@@ -283,24 +283,27 @@ class Mapper:
                 f"cannot load {self.class_.__name__} objects from a result without its "
                 f"primary key column(s) {missing}"
             )
+        first_pk = index[self.pk_keys[0]]
         if self._single_pk:
-            pk = f"row[{index[self.pk_keys[0]]}]"
+            # The key is read once and stored from the local, not indexed again.
+            find_key = f"key = row[{first_pk}]\n    if key is None:"
+            value = {k: "key" if i == first_pk else f"row[{i}]" for k, i in index.items()}
         else:
-            pk = "(" + ", ".join(f"row[{index[key]}]" for key in self.pk_keys) + ")"
-        first_pk = f"row[{index[self.pk_keys[0]]}]"
-        assign = "".join(f"\n    values[{k!r}] = row[{i}]" for k, i in index.items())
+            tuple_ = ", ".join(f"row[{index[key]}]" for key in self.pk_keys)
+            find_key = f"key = ({tuple_})\n    if row[{first_pk}] is None:"
+            value = {k: f"row[{i}]" for k, i in index.items()}
+        assign = "".join(f"\n    values[{k!r}] = {v}" for k, v in value.items())
         fill = "".join(
-            f"\n                if {k!r} not in values: values[{k!r}] = row[{i}]"
-            for k, i in index.items()
+            f"\n                if {k!r} not in values: values[{k!r}] = {v}"
+            for k, v in value.items()
         )
-        overwrite = "".join(f"\n                values[{k!r}] = row[{i}]" for k, i in index.items())
+        overwrite = "".join(f"\n                values[{k!r}] = {v}" for k, v in value.items())
         # One body, two endings: ``load(row)`` returns the entity; ``load_in_place(rows)``
         # writes it over its row, so a buffered result needs no second list and each row
         # is freed as soon as it has become an object (a lower peak for large results).
         body = f"""\
-    if {first_pk} is None:
+    {find_key}
         {{done}} None{{then}}
-    key = {pk}
     state = states.get(key)
     if state is not None:
         obj = state()
