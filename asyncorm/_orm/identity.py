@@ -13,21 +13,24 @@ if TYPE_CHECKING:
 
 class IdentityMap:
     """Maps each mapper's primary keys to states; an object stays alive only while someone
-    else holds it, or while it has unflushed changes (then its state holds it strongly, see
-    ``hold``).
+    else holds it, or while the session has unflushed work for it: then it is *pinned*
+    (held strongly here, see ``pin`` and ``hold``).
 
     One dictionary per mapper, keyed by the bare primary key (the value itself, or a tuple
     for a composite key): no key object is allocated per row, and a lookup hashes a value,
     not a ``(class, (value,))`` pair.
     """
 
-    __slots__ = ("_by_mapper", "_held")
+    __slots__ = ("_by_mapper", "_held", "_pinned")
 
     def __init__(self) -> None:
         self._by_mapper: dict[Mapper, dict[Any, InstanceState]] = {}
-        # States whose object is pinned through ``state.strong``; keyed by id() because
-        # user classes may define __eq__/__hash__ and weakrefs compare by their referents.
+        # Keyed by id(state): user classes may define __eq__/__hash__, and weakrefs (which
+        # states are) compare by their referents.
+        #: persistent states with changes to flush (their objects are pinned)
         self._held: dict[int, InstanceState] = {}
+        #: objects kept alive for unflushed work: pending, changed, marked for deletion
+        self._pinned: dict[int, object] = {}
 
     def __len__(self) -> int:
         return sum(map(len, self._by_mapper.values()))
@@ -51,13 +54,20 @@ class IdentityMap:
         assert state.key is not None
         self.states_of(state.mapper)[state.key] = state
 
+    def pin(self, state: InstanceState, obj: object) -> None:
+        """Keep ``obj`` alive while the session has work for it."""
+        self._pinned[id(state)] = obj
+
+    def unpin(self, state: InstanceState) -> None:
+        self._pinned.pop(id(state), None)
+
     def hold(self, state: InstanceState, obj: object) -> None:
         """Keep ``obj`` alive until its changes are flushed."""
-        state.strong = obj
+        self._pinned[id(state)] = obj
         self._held[id(state)] = state
 
     def release(self, state: InstanceState) -> None:
-        state.strong = None
+        self._pinned.pop(id(state), None)
         self._held.pop(id(state), None)
 
     def discard(self, state: InstanceState) -> None:
@@ -82,8 +92,7 @@ class IdentityMap:
         return list(self._held.values())
 
     def clear(self) -> None:
-        for state in self._held.values():
-            state.strong = None
+        self._pinned.clear()
         self._held.clear()
         # Emptied in place: row loaders bound to a result (a stream) keep writing into
         # these very dictionaries.

@@ -242,7 +242,7 @@ class Mapper:
         lines.append(f"    {p}values = {p}self.__dict__")
         lines.append(f"    {p}state = {p}State({p}self, {p}collected)")
         lines.append(f"    {p}state.key = {p}state.session = {p}state.committed = None")
-        lines.append(f"    {p}state.expired = {p}state.strong = None")
+        lines.append(f"    {p}state.expired = None")
         lines.append(f"    {p}state.deleted = False")
         lines.append(f"    {p}values[{STATE_ATTR!r}] = {p}state")
         for name in self.columns:
@@ -324,7 +324,6 @@ class Mapper:
     state.committed = None
     state.expired = None
     state.deleted = False
-    state.strong = None
     values[STATE_ATTR] = state{assign}
     states[key] = state
     {{done}} obj{{then}}"""

@@ -162,13 +162,13 @@ class AsyncSession:
     @property
     def new(self) -> IdentitySet:
         """Pending objects: added, not yet flushed."""
-        return IdentitySet(s.strong for s in self._new.values())
+        return IdentitySet(s() for s in self._new.values())
 
     @property
     def dirty(self) -> IdentitySet:
         """Persistent objects with changed attributes."""
         return IdentitySet(
-            s.strong
+            s()
             for s in self._identity_map.held_states()
             if s.committed and id(s) not in self._deleted
         )
@@ -243,7 +243,7 @@ class AsyncSession:
         state.session = self
         if state.key is None:
             self._new[id(state)] = state
-            state.strong = obj
+            self._identity_map.pin(state, obj)
             return
         existing = self._identity_map.get_state(state.mapper, state.key)
         if existing is not None and existing is not state and existing() is not None:
@@ -271,7 +271,6 @@ class AsyncSession:
     def expunge_all(self) -> None:
         for state in [*self._new.values(), *self._identity_map.states()]:
             state.session = None
-            state.strong = None
         self._new.clear()
         self._deleted.clear()
         self._identity_map.clear()
@@ -280,8 +279,8 @@ class AsyncSession:
         self._new.pop(id(state), None)
         self._deleted.pop(id(state), None)
         self._identity_map.discard(state)
+        self._identity_map.unpin(state)
         state.session = None
-        state.strong = None
 
     async def delete(self, instance: object) -> None:
         """Mark a persistent object for deletion at the next flush.
@@ -303,7 +302,7 @@ class AsyncSession:
             # Nothing cascades: no related rows to find, nothing to await.
             if id(state) not in self._deleted:
                 self._deleted[id(state)] = state
-                state.strong = instance
+                self._identity_map.pin(state, instance)
             return
         self._enter()
         try:
@@ -315,7 +314,7 @@ class AsyncSession:
         if id(state) in self._deleted:
             return
         self._deleted[id(state)] = state
-        state.strong = obj
+        self._identity_map.pin(state, obj)
         for related in await state.mapper.delete_cascade(self, obj):
             related_state = instance_state(related)
             if related_state.key is None:
@@ -450,7 +449,7 @@ class AsyncSession:
             self._transaction = None
             for state in deleted:
                 state.session = None
-                state.strong = None
+                self._identity_map.unpin(state)
             if self.expire_on_commit:
                 self._expire_states(self._identity_map.states())
             if self.dispatch.has("after_commit"):
@@ -487,7 +486,7 @@ class AsyncSession:
             for state in list(self._new.values()):
                 self._detach(state)
             for state in self._deleted.values():
-                state.strong = None
+                self._identity_map.unpin(state)
             self._deleted.clear()
             if self.dispatch.has("after_rollback"):
                 await self.dispatch.fire("after_rollback", self)
@@ -509,7 +508,7 @@ class AsyncSession:
             state.key = None
             state.session = None
             state.committed = None
-            state.strong = None
+            self._identity_map.unpin(state)
         if expire_all:
             self._expire_states(self._identity_map.states())
         else:
@@ -605,15 +604,16 @@ class AsyncSession:
         for state in list(self._new.values()):
             mapper = state.mapper
             if mapper.relationships:
-                for related in mapper.cascade_iterator("save-update", state.strong):
+                for related in mapper.cascade_iterator("save-update", state()):
                     self._attach(instance_state(related), related)
         for state in self._identity_map.held_states():
             mapper = state.mapper
             if state.committed and mapper.relationships:
                 keys = mapper.cascade_keys("save-update")
-                if keys.isdisjoint(state.strong.__dict__):
+                obj = state()
+                if keys.isdisjoint(obj.__dict__):
                     continue  # nothing loaded to cascade to (as cascade_iterator checks)
-                for related in mapper.cascade_iterator("save-update", state.strong):
+                for related in mapper.cascade_iterator("save-update", obj):
                     self._attach(instance_state(related), related)
         new = list(self._new.values())
         dirty = [
@@ -636,7 +636,7 @@ class AsyncSession:
             mapper = state.mapper
             if not mapper.relationships:
                 continue
-            obj = state.strong if state.strong is not None else state()
+            obj = state()
             if mapper.relationship_keys.isdisjoint(obj.__dict__):
                 continue  # no relationship loaded or set: no keys follow, no links change
             for relationship in mapper.relationships.values():
@@ -657,11 +657,11 @@ class AsyncSession:
                 changes.new = [s for s in changes.new if s is not orphan_state]
             elif orphan_state.session is self and id(orphan_state) not in self._deleted:
                 self._deleted[id(orphan_state)] = orphan_state
-                orphan_state.strong = orphan
+                self._identity_map.pin(orphan_state, orphan)
             changes.assignments.pop(id(orphan_state), None)
         changes.deleted = list(self._deleted.values())
         for state in changes.deleted:
-            obj = state.strong
+            obj = state()
             for relationship in state.mapper.relationships.values():
                 if relationship.direction != "one-to-many" or "delete" in relationship.cascade:
                     continue
@@ -675,10 +675,11 @@ class AsyncSession:
 
     def _clear_changes(self, changes: FlushChanges) -> None:
         held = self._identity_map._held
-        for state in changes.dirty:
+        pinned = self._identity_map._pinned
+        for state in changes.dirty:  # IdentityMap.release, inline: one per changed object
             state.committed = None
-            state.strong = None  # as IdentityMap.release, inline: one per changed object
             held.pop(id(state), None)
+            pinned.pop(id(state), None)
 
     async def _fail_flush(self, error: BaseException) -> None:
         """Roll back the innermost transaction level now; the user must call rollback()."""
@@ -701,25 +702,27 @@ class AsyncSession:
         transaction: SessionTransaction,
     ) -> None:
         identity_map = self._identity_map
+        pinned = identity_map._pinned
         new = self._new
         inserted = transaction.inserted
         last_mapper: Any = None
         states: dict[Any, InstanceState] = {}
         for state, values in outcome.inserted:
-            # Pending objects are pinned by ``state.strong`` alone (not held in the map).
-            state.strong.__dict__.update(values)
+            state_id = id(state)
+            # Pending objects are pinned, so alive; once persistent only their users keep
+            # them (unpinned last: an object that dies then leaves the map at once).
+            pinned[state_id].__dict__.update(values)
             mapper = state.mapper
             pk_keys = mapper.pk_keys
             key = values[pk_keys[0]] if mapper._single_pk else tuple(values[k] for k in pk_keys)
             state.key = key
             state.committed = None
-            state.strong = None
-            state_id = id(state)
             del new[state_id]
             if mapper is not last_mapper:
                 last_mapper, states = mapper, identity_map.states_of(mapper)
             states[key] = state
             inserted[state_id] = state
+            del pinned[state_id]
         for state, values in outcome.updated:
             obj = state()
             if obj is not None:
@@ -741,8 +744,8 @@ class AsyncSession:
             del self._deleted[id(state)]
             identity_map.discard(state)
             state.deleted = True
-            state.strong = None
             transaction.deleted[id(state)] = state
+            identity_map.unpin(state)
         self._clear_changes(changes)
 
     # -- expiry and refresh ----------------------------------------------------------------

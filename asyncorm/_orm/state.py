@@ -5,7 +5,8 @@ instance serves as the state, the identity map's weak handle, and (through its c
 hook that drops a garbage-collected object from its session. The object holds its state
 strongly in a single ``__dict__`` slot, ``_asyncorm_state``; attribute values live in the
 object's own ``__dict__`` under their attribute names, so reading a loaded attribute is one
-dictionary lookup.
+dictionary lookup. Nothing here refers to the object strongly: the session pins objects it
+has unflushed work for (``IdentityMap.pin``), and the mapper is an attribute of the class.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
     """
 
     # ``mapper`` is a class attribute of the per-mapper subclass (``Mapper.state_class``).
-    __slots__ = ("committed", "deleted", "expired", "key", "session", "strong")
+    __slots__ = ("committed", "deleted", "expired", "key", "session")
 
     mapper: Mapper
     key: Any
@@ -62,7 +63,6 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
     committed: dict[str, Any] | None
     expired: AbstractSet[str] | None
     deleted: bool
-    strong: object | None
 
     # No Python-level __new__/__init__: constructing one is the C weakref constructor, and
     # the slots are filled by ``new_state`` (or inline by generated row loaders).
@@ -87,7 +87,6 @@ def new_state(obj: object, mapper: Mapper) -> InstanceState:
     state.committed = None
     state.expired = None
     state.deleted = False
-    state.strong = None
     return state
 
 

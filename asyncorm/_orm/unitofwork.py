@@ -163,7 +163,7 @@ def default_value(column: Column[Any], kind: str) -> Any:
 
 
 def _values(state: InstanceState) -> dict[str, Any]:
-    obj = state.strong if state.strong is not None else state()
+    obj = state()
     return obj.__dict__ if obj is not None else {}
 
 

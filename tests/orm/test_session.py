@@ -363,7 +363,17 @@ async def test_identity_map_is_weak(orm_engine: AsyncEngine) -> None:
         gc.collect()
         assert len(session.identity_map) == 1  # pinned by its unflushed change
         await session.commit()
-    assert await count_users(orm_engine) == 50
+        gc.collect()
+        assert len(session.identity_map) == 0  # flushed: nothing pins it any more
+        names = await session.scalars(select(User.fullname).where(User.fullname == "changed"))
+        assert names.all() == ["changed"]
+        doomed = await session.scalar(select(User).where(User.fullname == "changed"))
+        await session.delete(doomed)
+        del doomed
+        gc.collect()
+        assert len(session.deleted) == 1  # pinned until the flush deletes its row
+        await session.commit()
+    assert await count_users(orm_engine) == 49
 
 
 async def test_autoflush_and_no_autoflush(orm_engine: AsyncEngine) -> None:
