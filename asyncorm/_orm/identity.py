@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Set
 from typing import TYPE_CHECKING, Any
 
-from .state import InstanceState
+from .state import STATE_ATTR, InstanceState
 
 if TYPE_CHECKING:
     from .mapper import Mapper
@@ -25,11 +25,11 @@ class IdentityMap:
 
     def __init__(self) -> None:
         self._by_mapper: dict[Mapper, dict[Any, InstanceState]] = {}
-        # Keyed by id(state): user classes may define __eq__/__hash__, and weakrefs (which
-        # states are) compare by their referents.
-        #: persistent states with changes to flush (their objects are pinned)
-        self._held: dict[int, InstanceState] = {}
-        #: objects kept alive for unflushed work: pending, changed, marked for deletion
+        # Both keyed by id(state): user classes may define __eq__/__hash__, and weakrefs
+        # (which states are) compare by their referents.
+        #: changed persistent objects, kept alive until their changes are flushed
+        self._held: dict[int, object] = {}
+        #: pending objects and objects marked for deletion, kept alive until flushed
         self._pinned: dict[int, object] = {}
 
     def __len__(self) -> int:
@@ -63,16 +63,16 @@ class IdentityMap:
 
     def hold(self, state: InstanceState, obj: object) -> None:
         """Keep ``obj`` alive until its changes are flushed."""
-        self._pinned[id(state)] = obj
-        self._held[id(state)] = state
+        self._held[id(state)] = obj
 
     def release(self, state: InstanceState) -> None:
-        self._pinned.pop(id(state), None)
         self._held.pop(id(state), None)
 
     def discard(self, state: InstanceState) -> None:
         self.discard_collected(state)
-        self.release(state)
+        state_id = id(state)
+        self._held.pop(state_id, None)
+        self._pinned.pop(state_id, None)
 
     def discard_collected(self, state: InstanceState) -> None:
         # Also the weakref callback: the object is gone, so only its entry is left to drop.
@@ -89,7 +89,7 @@ class IdentityMap:
         return [obj for obj in (state() for state in self.states()) if obj is not None]
 
     def held_states(self) -> list[InstanceState]:
-        return list(self._held.values())
+        return [obj.__dict__[STATE_ATTR] for obj in self._held.values()]
 
     def clear(self) -> None:
         self._pinned.clear()

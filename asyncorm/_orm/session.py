@@ -242,8 +242,9 @@ class AsyncSession:
             )
         state.session = self
         if state.key is None:
-            self._new[id(state)] = state
-            self._identity_map.pin(state, obj)
+            state_id = id(state)
+            self._new[state_id] = state
+            self._identity_map._pinned[state_id] = obj  # pin(), inline: per added object
             return
         existing = self._identity_map.get_state(state.mapper, state.key)
         if existing is not None and existing is not state and existing() is not None:
@@ -279,7 +280,6 @@ class AsyncSession:
         self._new.pop(id(state), None)
         self._deleted.pop(id(state), None)
         self._identity_map.discard(state)
-        self._identity_map.unpin(state)
         state.session = None
 
     async def delete(self, instance: object) -> None:
@@ -300,9 +300,10 @@ class AsyncSession:
             raise InvalidRequestError(f"{instance!r} is attached to another session")
         if not state.mapper.cascade_keys("delete"):
             # Nothing cascades: no related rows to find, nothing to await.
-            if id(state) not in self._deleted:
-                self._deleted[id(state)] = state
-                self._identity_map.pin(state, instance)
+            state_id = id(state)
+            if state_id not in self._deleted:
+                self._deleted[state_id] = state
+                self._identity_map._pinned[state_id] = instance  # pin(), inline: per object
             return
         self._enter()
         try:
@@ -675,11 +676,9 @@ class AsyncSession:
 
     def _clear_changes(self, changes: FlushChanges) -> None:
         held = self._identity_map._held
-        pinned = self._identity_map._pinned
-        for state in changes.dirty:  # IdentityMap.release, inline: one per changed object
+        for state in changes.dirty:
             state.committed = None
-            held.pop(id(state), None)
-            pinned.pop(id(state), None)
+            held.pop(id(state), None)  # IdentityMap.release, inline: one per changed object
 
     async def _fail_flush(self, error: BaseException) -> None:
         """Roll back the innermost transaction level now; the user must call rollback()."""
@@ -745,7 +744,6 @@ class AsyncSession:
             identity_map.discard(state)
             state.deleted = True
             transaction.deleted[id(state)] = state
-            identity_map.unpin(state)
         self._clear_changes(changes)
 
     # -- expiry and refresh ----------------------------------------------------------------

@@ -376,6 +376,23 @@ async def test_identity_map_is_weak(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 49
 
 
+async def test_object_marked_for_deletion_stays_pinned_when_expired(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([User(fullname="keep"), User(fullname="drop")])
+        await session.commit()
+        doomed = await session.scalar(select(User).where(User.fullname == "drop"))
+        doomed.fullname = "changed, then deleted"
+        await session.delete(doomed)
+        session.expire(doomed)  # forgets the change, not the deletion
+        del doomed
+        gc.collect()
+        assert len(session.deleted) == 1
+        await session.commit()
+        assert (await session.scalars(select(User.fullname))).all() == ["keep"]
+
+
 async def test_autoflush_and_no_autoflush(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         session.add(User(fullname="auto"))
