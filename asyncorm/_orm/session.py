@@ -633,12 +633,16 @@ class AsyncSession:
                 return  # a child moved to another parent keeps its new parent's key
             values[key] = value
 
+        last_mapper: Any = None
+        relationship_keys: frozenset[str] = frozenset()
         for state in [*new, *dirty]:
             mapper = state.mapper
-            if not mapper.relationships:
+            if mapper is not last_mapper:  # objects come grouped by class, as a rule
+                last_mapper, relationship_keys = mapper, mapper.relationship_keys
+            if not relationship_keys:
                 continue
             obj = state()
-            if mapper.relationship_keys.isdisjoint(obj.__dict__):
+            if relationship_keys.isdisjoint(obj.__dict__):
                 continue  # no relationship loaded or set: no keys follow, no links change
             for relationship in mapper.relationships.values():
                 relationship.plan_foreign_keys(state, obj, assign, orphans)

@@ -287,7 +287,8 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         if not committed:
             changed = {}
         elif len(committed) == 1:  # committed also records relationship changes
-            changed = {k: values[k] for k in committed if k in values and k in mapper.columns}
+            (key,) = committed  # one changed attribute, the common case: no comprehension
+            changed = {key: values[key]} if key in values and key in mapper.columns else {}
         else:  # in column order, so objects changing the same columns share one batch
             changed = {
                 key: values[key] for key in mapper.columns if key in committed and key in values
