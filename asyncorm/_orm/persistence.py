@@ -280,10 +280,17 @@ async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome)
     if not batch.deferred and len(pk_names) == 1:
         # The common case: plain values of persistent rows, found by a one-column key.
         pk_name = pk_names[0]
-        for row, identity in zip(batch.rows, batch.identities, strict=True):
-            param = {name: row[key] for name, key in set_names}
-            param[pk_name] = identity
-            params.append(param)
+        if len(set_names) == 1:  # one changed column, the common case: no comprehension
+            ((set_name, key),) = set_names
+            params = [
+                {set_name: row[key], pk_name: identity}
+                for row, identity in zip(batch.rows, batch.identities, strict=True)
+            ]
+        else:
+            for row, identity in zip(batch.rows, batch.identities, strict=True):
+                param = {name: row[key] for name, key in set_names}
+                param[pk_name] = identity
+                params.append(param)
         if not mapper.onupdate_columns and mapper.pk_key_set.isdisjoint(batch.keys):
             outcome.updated_in_place.extend(batch.states)
         else:

@@ -278,11 +278,13 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         if i not in dirty_ids and i not in new_rows and i not in deleted_ids
     ]
     last: tuple[Mapper, tuple[str, ...], UpdateBatch] | None = None
+    assignments = changes.assignments
     for state in candidates:
         if state.key is None or id(state) in deleted_ids:
             continue
         mapper = state.mapper
-        values = _values(state)
+        obj = state()
+        values = obj.__dict__ if obj is not None else {}
         committed = state.committed
         if not committed:
             changed = {}
@@ -293,7 +295,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             changed = {
                 key: values[key] for key in mapper.columns if key in committed and key in values
             }
-        assigned = changes.assignments.get(id(state)) if changes.assignments else None
+        assigned = assignments.get(id(state)) if assignments else None
         if assigned:
             for key, value in assigned.items():
                 if (
