@@ -469,50 +469,52 @@ class AsyncConnection:
     async def _run(
         self, statement: Any, params: Any, *, commit: bool = False
     ) -> tuple[Any, ExecResult]:
-        """Compile, bind and run one statement; the shared core of execute()/_execute_tuples.
+        """Compile, bind and run one statement: the shared core of execute() and
+        _execute_tuples, for one task at a time, on a connection that is still usable.
 
         ``commit=True`` (one parameter set only) COMMITs in the same driver call.
         """
-        many = _check_params(params)
-        engine = self._engine
-        if engine.dispatch.has("before_execute"):
-            await engine.dispatch.fire("before_execute", self, statement, params)
-        statement = coerce_statement(statement)
-        # Only INSERT/UPDATE shapes depend on the parameter names: skip sorting them otherwise.
-        keys = _param_keys(params) if statement._uses_param_keys else None
-        compiled = engine.dialect.compile(statement, keys)
-        if many:
-            sql, arg_rows = compiled.bind_many(statement, params)
-        else:
-            sql, args = compiled.bind(statement, params if params is not None else {})
-        driver = self._driver or await self._acquire()
-        try:
-            if many:
-                outcome = await self._timed(
-                    driver.execute_many(sql, arg_rows, returning=compiled.returns_rows),
-                    sql,
-                    arg_rows,
-                )
-            elif commit:
-                outcome = await self._timed(driver.execute_and_commit(sql, args), sql, args)
-            else:
-                outcome = await self._timed(driver.execute(sql, args), sql, args)
-        except BaseException as error:
-            if driver.interrupted or driver.is_closed:
-                why = "the connection was lost" if driver.is_closed else "a statement was cancelled"
-                with anyio.CancelScope(shield=True):
-                    await self._lose_connection(why)
-            if isinstance(error, exc.DBAPIError) and error.statement is None:
-                error.statement = sql
-            raise
-        return compiled, outcome
-
-    async def _run_exclusively(self, statement: Any, params: Any) -> tuple[Any, Any]:
-        """``_run`` for one task at a time, on a connection that is still usable."""
         self._enter()
         try:
             self._check_usable()
-            return await self._run(statement, params)
+            many = _check_params(params)
+            engine = self._engine
+            if engine.dispatch.has("before_execute"):
+                await engine.dispatch.fire("before_execute", self, statement, params)
+            statement = coerce_statement(statement)
+            # Only INSERT/UPDATE shapes depend on the parameter names: skip sorting them
+            # otherwise.
+            keys = _param_keys(params) if statement._uses_param_keys else None
+            compiled = engine.dialect.compile(statement, keys)
+            if many:
+                sql, arg_rows = compiled.bind_many(statement, params)
+            else:
+                sql, args = compiled.bind(statement, params if params is not None else {})
+            driver = self._driver or await self._acquire()
+            try:
+                if many:
+                    outcome = await self._timed(
+                        driver.execute_many(sql, arg_rows, returning=compiled.returns_rows),
+                        sql,
+                        arg_rows,
+                    )
+                elif commit:
+                    outcome = await self._timed(driver.execute_and_commit(sql, args), sql, args)
+                else:
+                    outcome = await self._timed(driver.execute(sql, args), sql, args)
+            except BaseException as error:
+                if driver.interrupted or driver.is_closed:
+                    why = (
+                        "the connection was lost"
+                        if driver.is_closed
+                        else "a statement was cancelled"
+                    )
+                    with anyio.CancelScope(shield=True):
+                        await self._lose_connection(why)
+                if isinstance(error, exc.DBAPIError) and error.statement is None:
+                    error.statement = sql
+                raise
+            return compiled, outcome
         finally:
             self._leave()
 
@@ -521,7 +523,7 @@ class AsyncConnection:
 
         Plain SQL strings are refused: wrap them in ``text()``.
         """
-        compiled, outcome = await self._run_exclusively(statement, params)
+        compiled, outcome = await self._run(statement, params)
         rows = outcome.rows
         if rows is None:
             return Result._from_driver((), None, None, outcome.rowcount)
@@ -547,7 +549,7 @@ class AsyncConnection:
         processors the driver's rows come back as they are (asyncpg ``Record``s, sqlite3
         tuples), which saves a copy of every row; with processors they are plain tuples.
         """
-        compiled, outcome = await self._run_exclusively(statement, params)
+        compiled, outcome = await self._run(statement, params)
         return self._tuples(compiled, outcome)
 
     def _tuples(self, compiled: Any, outcome: ExecResult) -> tuple[list[Any], tuple[str, ...]]:
