@@ -75,17 +75,16 @@ async def execute(
 ) -> Result[Any]:
     statement = coerce_statement(statement)
     options = {**statement._execution_options, **execution_options}
-    await session._autoflush()
+    if session._autoflush_due():
+        await session._flush()
     if session.dispatch.has("before_execute"):
-        await session.dispatch.fire(
-            "before_execute", await session._get_connection(), statement, params
-        )
+        await session.dispatch.fire("before_execute", session._get_connection(), statement, params)
     if isinstance(statement, Update | Delete) and mapper_for_table(statement.table):
-        connection = await session._get_connection()
+        connection = session._get_connection()
         return await bulk.execute_update_delete(session, connection, statement, params, options)
     if _is_orm_select(statement):
         return await execute_orm_select(session, statement, params, options)
-    connection = await session._get_connection()
+    connection = session._get_connection()
     return await connection.execute(statement, params)
 
 
@@ -117,7 +116,7 @@ async def execute_orm_select(
             run_statement, added = strategies.add_joined_loads(run_statement, mapper, paths)
             joined.extend((position, relationship, span) for relationship, span, _ in added)
             selectin.append((position, paths))
-    connection = await session._get_connection()
+    connection = session._get_connection()
     rows, core_keys = await connection._execute_tuples(run_statement, params)
     plan = loading_plan(plan_statement, core_keys)
     identity_map = session._identity_map
@@ -221,7 +220,8 @@ async def get(
     state = session._identity_map.get_state(mapper, key)
     if state is not None and session._state_is_pending_delete(state) and state() is not None:
         return None
-    await session._autoflush()
+    if session._autoflush_due():
+        await session._flush()
     statement = _get_statement(mapper)
     if options:
         statement = statement.options(*options)
@@ -235,7 +235,7 @@ async def get(
         row = result.first()
         return None if row is None else row[0]
     # The common case, kept short: one row, one loader, no Result object.
-    connection = await session._get_connection()
+    connection = session._get_connection()
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
         return None
@@ -257,7 +257,7 @@ async def refresh(
         raise InvalidRequestError(f"{type(obj).__name__} has no mapped attribute(s) {unknown}")
     assert state.key is not None
     # No autoflush: a refresh replaces this object's unflushed changes with the row.
-    connection = await session._get_connection()
+    connection = session._get_connection()
     statement = _get_statement(mapper)
     params = _get_params(mapper, state.key)
     rows, _ = await connection._execute_tuples(statement, params)
@@ -333,9 +333,10 @@ async def merge(session: AsyncSession, instance: Any, load: bool, memo: dict[int
 async def stream(
     session: AsyncSession, statement: Any, params: Any, execution_options: dict[str, Any]
 ) -> AsyncResult[Any]:
-    await session._autoflush()
+    if session._autoflush_due():
+        await session._flush()
     options = {**getattr(statement, "_execution_options", {}), **execution_options}
-    connection = await session._get_connection()
+    connection = session._get_connection()
     result = await connection.stream(statement, params, chunk_size=options.get("yield_per"))
     if not _is_orm_select(statement):
         return result

@@ -352,7 +352,7 @@ class AsyncSession:
             transaction = self._transaction = SessionTransaction(self, None)
         return transaction
 
-    async def _get_connection(self) -> AsyncConnection:
+    def _get_connection(self) -> AsyncConnection:
         self._check_failed()
         self._autobegin()
         connection = self._connection
@@ -371,7 +371,7 @@ class AsyncSession:
         """The session's connection for the current transaction (begun if needed)."""
         self._enter()
         try:
-            return await self._get_connection()
+            return self._get_connection()
         finally:
             self._exit()
 
@@ -386,7 +386,7 @@ class AsyncSession:
         self._enter()
         try:
             await self._flush()
-            connection = await self._get_connection()
+            connection = self._get_connection()
             parent = self._transaction
             nested = SessionTransaction(self, parent)
             nested.savepoint = await connection.begin_nested()
@@ -576,7 +576,7 @@ class AsyncSession:
             if not plan:
                 self._clear_changes(changes)
                 return False
-            connection = await self._get_connection()
+            connection = self._get_connection()
             transaction = self._transaction
             assert transaction is not None
             # The COMMIT rides on the statement when nothing needs to run between them:
@@ -826,11 +826,13 @@ class AsyncSession:
 
     # -- querying --------------------------------------------------------------------------
 
-    async def _autoflush(self) -> None:
+    def _autoflush_due(self) -> bool:
+        """Whether a query must flush first (checked before awaiting anything: most
+        queries have nothing to flush)."""
         if self.autoflush and not self._no_autoflush and not self._flushing:
             self._check_failed()
-            if self._has_changes():
-                await self._flush()
+            return self._has_changes()
+        return False
 
     @overload
     async def execute(

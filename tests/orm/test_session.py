@@ -464,13 +464,8 @@ async def test_concurrent_use_of_one_session_is_detected(orm_engine: AsyncEngine
             except sa_exc.SessionConcurrencyError as error:
                 errors.append(error)
 
-        orig = session._get_connection
-
-        async def slow_connection():  # type: ignore[no-untyped-def]
-            await anyio.sleep(0.05)
-            return await orig()
-
-        session._get_connection = slow_connection  # type: ignore[method-assign]
+        # The first task awaits the database inside the session; the second then finds
+        # the session in use.
         async with anyio.create_task_group() as tg:
             tg.start_soon(use)
             tg.start_soon(use)
