@@ -218,6 +218,13 @@ class Mapper:
     def identity_of_values(self, values: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(values.get(key) for key in self.pk_keys)
 
+    def identity_key_of(self, values: dict[str, Any]) -> Any:
+        """The identity-map key of an object's attribute values (``__dict__``, or a row
+        written by a flush)."""
+        if self._single_pk:
+            return values.get(self.pk_keys[0])
+        return tuple(values.get(key) for key in self.pk_keys)
+
     # -- construction ---------------------------------------------------------------------
 
     def new_state(self, obj: object) -> InstanceState:

@@ -242,9 +242,8 @@ class AsyncSession:
             )
         state.session = self
         if state.key is None:
-            state_id = id(state)
-            self._new[state_id] = state
-            self._identity_map._pinned[state_id] = obj  # pin(), inline: per added object
+            self._new[id(state)] = state
+            self._identity_map.pin(state, obj)
             return
         existing = self._identity_map.get_state(state.mapper, state.key)
         if existing is not None and existing is not state and existing() is not None:
@@ -300,10 +299,9 @@ class AsyncSession:
             raise InvalidRequestError(f"{instance!r} is attached to another session")
         if not state.mapper.cascade_keys("delete"):
             # Nothing cascades: no related rows to find, nothing to await.
-            state_id = id(state)
-            if state_id not in self._deleted:
-                self._deleted[state_id] = state
-                self._identity_map._pinned[state_id] = instance  # pin(), inline: per object
+            if id(state) not in self._deleted:
+                self._deleted[id(state)] = state
+                self._identity_map.pin(state, instance)
             return
         self._enter()
         try:
@@ -610,11 +608,7 @@ class AsyncSession:
         for state in self._identity_map.held_states():
             mapper = state.mapper
             if state.committed and mapper.relationships:
-                keys = mapper.cascade_keys("save-update")
-                obj = state()
-                if keys.isdisjoint(obj.__dict__):
-                    continue  # nothing loaded to cascade to (as cascade_iterator checks)
-                for related in mapper.cascade_iterator("save-update", obj):
+                for related in mapper.cascade_iterator("save-update", state()):
                     self._attach(instance_state(related), related)
         new = list(self._new.values())
         dirty = [
@@ -716,9 +710,7 @@ class AsyncSession:
             # them (unpinned last: an object that dies then leaves the map at once).
             pinned[state_id].__dict__.update(values)
             mapper = state.mapper
-            pk_keys = mapper.pk_keys
-            key = values[pk_keys[0]] if mapper._single_pk else tuple(values[k] for k in pk_keys)
-            state.key = key
+            key = state.key = mapper.identity_key_of(values)
             state.committed = None
             del new[state_id]
             if mapper is not last_mapper:
@@ -726,21 +718,18 @@ class AsyncSession:
             states[key] = state
             inserted[state_id] = state
             del pinned[state_id]
+        updated = transaction.updated
         for state, values in outcome.updated:
             obj = state()
             if obj is not None:
                 obj.__dict__.update(values)
-                pk_keys = state.mapper.pk_keys
-                if state.mapper.pk_key_set.isdisjoint(values):
-                    transaction.updated[id(state)] = state
-                    continue
-                new_key = state.mapper.identity_key(tuple(obj.__dict__.get(k) for k in pk_keys))
-                if new_key != state.key:
-                    identity_map.discard(state)
-                    state.key = new_key
-                    identity_map.add(state)
-            transaction.updated[id(state)] = state
-        updated = transaction.updated
+                if not state.mapper.pk_key_set.isdisjoint(values):  # the key itself changed
+                    new_key = state.mapper.identity_key_of(obj.__dict__)
+                    if new_key != state.key:
+                        identity_map.discard(state)
+                        state.key = new_key
+                        identity_map.add(state)
+            updated[id(state)] = state
         for state in outcome.updated_in_place:
             updated[id(state)] = state
         for state in outcome.deleted:

@@ -334,6 +334,22 @@ async def test_composite_primary_key_identity(orm_engine: AsyncEngine) -> None:
             session.add(twin)
 
 
+async def test_changing_a_primary_key_moves_the_identity(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(Seat(row=3, number=1, holder="mover"))
+        await session.commit()
+        seat = await session.get_one(Seat, (3, 1))
+        seat.number = 9
+        await session.flush()
+        assert asyncorm.inspect(seat).identity == (3, 9)
+        assert await session.get(Seat, (3, 9)) is seat  # an identity-map hit
+        assert await session.get(Seat, (3, 1)) is None
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        rows = await session.execute(select(Seat.row, Seat.number, Seat.holder))
+        assert rows.all() == [(3, 9, "mover")]
+
+
 async def test_identity_map_keeps_pending_changes(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine, autoflush=False) as session:
         session.add(User(fullname="db value"))
