@@ -21,6 +21,7 @@ from ..exc import ArgumentError, DataError
 __all__ = ["Compiled", "Dialect"]
 
 Processor = Callable[[Any], Any]
+_PositionalBinder = Callable[[Sequence[Any]], list[Any]]
 
 
 class Compiled:
@@ -31,6 +32,7 @@ class Compiled:
         "_flatten_expanding",
         "_named",
         "_parts",
+        "_positional",
         "_row_binder",
         "_rows_until_binder",
         "_slots",
@@ -103,6 +105,8 @@ class Compiled:
             tuple((slot.name, slot.processor) for slot in self._slots) if named else None
         )
         self._row_binder: _RowBinder | None = None
+        #: (names, generated binder) of the last ``bind_positional`` call's names
+        self._positional: tuple[tuple[str, ...], _PositionalBinder | None] | None = None
         self._rows_until_binder = GENERATE_BINDER_AFTER if named else -1
 
     def __repr__(self) -> str:
@@ -178,6 +182,24 @@ class Compiled:
         if self._parts is None:
             return self.sql, args
         return self._render_variant(args), self._flatten(args)
+
+    def bind_positional(
+        self, statement: ClauseElement, names: tuple[str, ...], values: Sequence[Any]
+    ) -> tuple[str, Sequence[Any]]:
+        """``bind(statement, dict(zip(names, values)))`` without building the dict: for
+        asyncorm's own statements with many parameters (the flush's multi-row INSERT),
+        which pass the same ``names`` tuple each time. As many values as names."""
+        positional = self._positional
+        if positional is None or positional[0] is not names:
+            binder = _build_positional_binder(self._slots, names) if self._named else None
+            positional = self._positional = (names, binder)
+        binder = positional[1]
+        if binder is not None and self._parts is None:
+            try:
+                return self.sql, binder(values)
+            except InvalidValue:
+                pass  # the general path below raises the error, naming the column
+        return self.bind(statement, dict(zip(names, values, strict=True)))
 
     def bind_many(
         self, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
@@ -277,23 +299,7 @@ class _RowBinder:
             else:
                 value = f"r[{name!r}]"
                 required.append(name)
-            processor = slot.processor
-            if processor is None:
-                parts.append(value)
-                continue
-            names[f"p{number}"] = processor
-            check = inline_check(processor)
-            if check is None:
-                parts.append(f"p{number}({value})")
-                continue
-            # (v if (v := value).__class__ is c and <condition on v> else p(v))
-            python_class, condition = check
-            names[f"c{number}"] = python_class
-            v = f"v{number}"
-            test = f"({v} := {value}).__class__ is c{number}"
-            if condition:
-                test += " and " + condition.format(v=v)
-            parts.append(f"({v} if {test} else p{number}({v}))")
+            parts.append(_processed(number, slot, value, names))
         values = ", ".join(parts)
         source = (
             f"def rows(rs):\n    return [({values},) for r in rs]\n"
@@ -318,6 +324,41 @@ class _RowBinder:
             except (KeyError, InvalidValue):
                 pass
         return None
+
+
+def _processed(number: int, slot: BindSlot, value: str, names: dict[str, Any]) -> str:
+    """Source for slot ``number``'s argument given the source of its raw ``value``: the
+    processor applied, or its inline check first (the processor then runs only for a value
+    the check refuses). Adds the names the source refers to to ``names``."""
+    processor = slot.processor
+    if processor is None:
+        return value
+    names[f"p{number}"] = processor
+    check = inline_check(processor)
+    if check is None:
+        return f"p{number}({value})"
+    # (v if (v := value).__class__ is c and <condition on v> else p(v))
+    python_class, condition = check
+    names[f"c{number}"] = python_class
+    v = f"v{number}"
+    test = f"({v} := {value}).__class__ is c{number}"
+    if condition:
+        test += " and " + condition.format(v=v)
+    return f"({v} if {test} else p{number}({v}))"
+
+
+def _build_positional_binder(
+    slots: Sequence[BindSlot], names: tuple[str, ...]
+) -> _PositionalBinder | None:
+    """A function from values in ``names`` order to the args, when those are the slots'
+    names in slot order (else None): one generated list display, no dict in between."""
+    if tuple(slot.name for slot in slots) != names:
+        return None
+    namespace: dict[str, Any] = {}
+    values = ", ".join(_processed(n, slot, f"a[{n}]", namespace) for n, slot in enumerate(slots))
+    source = f"def bind(a):\n    return [{values}]\n"
+    exec(compile(source, "<asyncorm positional binder>", "exec"), namespace)
+    return namespace["bind"]  # type: ignore[no-any-return]
 
 
 class Dialect:

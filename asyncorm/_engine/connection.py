@@ -43,6 +43,24 @@ STREAM_CHUNK_SIZE = 1000
 _R = TypeVar("_R")
 
 
+class Positional:
+    """Execution parameters by position, for asyncorm's own statements with many of them
+    (the flush's multi-row INSERT): ``values[i]`` is the parameter named ``names[i]``. They
+    bind exactly as ``dict(zip(names, values))`` would, without building that dict; pass
+    the same ``names`` tuple each time, so the statement's generated binder is reused."""
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, names: tuple[str, ...], values: Sequence[Any]) -> None:
+        if len(names) != len(values):
+            raise exc.ArgumentError(f"{len(values)} values given for {len(names)} parameter names")
+        self.names = names
+        self.values = values
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(zip(self.names, self.values, strict=True))
+
+
 def _param_keys(params: Any) -> tuple[str, ...] | None:
     if params is None:
         return None
@@ -477,17 +495,24 @@ class AsyncConnection:
         self._enter()
         try:
             self._check_usable()
-            many = _check_params(params)
             engine = self._engine
+            positional = params.__class__ is Positional
+            if positional and engine.dispatch.has("before_execute"):
+                params, positional = params.as_dict(), False  # listeners get the usual dict
+            many = not positional and _check_params(params)
             if engine.dispatch.has("before_execute"):
                 await engine.dispatch.fire("before_execute", self, statement, params)
             statement = coerce_statement(statement)
             # Only INSERT/UPDATE shapes depend on the parameter names: skip sorting them
             # otherwise.
-            keys = _param_keys(params) if statement._uses_param_keys else None
+            keys = None
+            if statement._uses_param_keys:
+                keys = tuple(sorted(params.names)) if positional else _param_keys(params)
             compiled = engine.dialect.compile(statement, keys)
             if many:
                 sql, arg_rows = compiled.bind_many(statement, params)
+            elif positional:
+                sql, args = compiled.bind_positional(statement, params.names, params.values)
             else:
                 sql, args = compiled.bind(statement, params if params is not None else {})
             driver = self._driver or await self._acquire()

@@ -32,6 +32,20 @@ class RowLoader(NamedTuple):
     bind_in_place: Callable[[IdentityMap, AsyncSession | None, bool], LoadRowsInPlace]
 
 
+class ObjectInsert(NamedTuple):
+    """The INSERT of new objects that hold a value for every column but a generated primary
+    key: their rows are read straight from ``__dict__`` by one generated comprehension."""
+
+    keys: tuple[str, ...]
+    """The columns inserted, in table order."""
+    returning: tuple[str, ...]
+    """The generated primary key (empty when the objects hold theirs)."""
+    rows: Callable[[Sequence[InstanceState]], list[tuple[Any, ...]]]
+    """The values of each state's object in ``keys`` order. Raises KeyError when an object
+    lacks one; leaves out objects holding a value for the generated key (so a caller
+    compares the lengths)."""
+
+
 _mappers_by_table: dict[int, Mapper] = {}
 
 _NOT_GIVEN: Any = type("_NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()
@@ -75,6 +89,7 @@ class Mapper:
         #: what the unit of work builds once per shape: its statements, with their parameter
         #: names, and the NULL defaults of inserted rows
         self.flush_statements: dict[tuple[Any, ...], Any] = {}
+        self._object_insert: ObjectInsert | None = None
         self._expirable: tuple[str, ...] | None = None
         self._expirable_set: frozenset[str] | None = None
         self._cascades: dict[str, frozenset[str]] = {}
@@ -224,6 +239,34 @@ class Mapper:
         if self._single_pk:
             return values.get(self.pk_keys[0])
         return tuple(values.get(key) for key in self.pk_keys)
+
+    # -- flushing -------------------------------------------------------------------------
+
+    @property
+    def object_insert(self) -> ObjectInsert:
+        """How new objects holding all their values are inserted (generated once)."""
+        plan = self._object_insert
+        if plan is None:
+            plan = self._object_insert = self._build_object_insert()
+        return plan
+
+    def _build_object_insert(self) -> ObjectInsert:
+        generated = tuple(
+            key
+            for key in self.pk_keys
+            if self._single_pk
+            and (self.columns[key]._autoincrements or self.columns[key].server_default is not None)
+        )
+        keys = tuple(key for key in self.column_keys if key not in generated)
+        values = "".join(f"d[{key!r}], " for key in keys)
+        condition = "".join(f" if {key!r} not in d" for key in generated)
+        source = (
+            "def rows(states):\n"
+            f"    return [({values}) for d in [s().__dict__ for s in states]{condition}]\n"
+        )
+        namespace: dict[str, Any] = {}
+        _compile(source, namespace, f"{self.class_.__qualname__} insert rows")
+        return ObjectInsert(keys, generated, namespace["rows"])
 
     # -- construction ---------------------------------------------------------------------
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from itertools import chain
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._engine.connection import Positional
 from .._sql.dml import delete, insert, update
 from .._sql.elements import and_, bindparam
 from ..exc import InvalidRequestError
@@ -26,33 +29,78 @@ if TYPE_CHECKING:
 DELETE_CHUNK = 10_000
 
 
+class Inserted(NamedTuple):
+    """The rows one INSERT stored, for their objects once every batch succeeded."""
+
+    batch: InsertBatch
+    states: Sequence[InstanceState]
+    rows: Sequence[tuple[Any, ...]]  # as sent, in ``batch.keys`` order
+    returning: tuple[str, ...]
+    #: each row's ``returning`` values, in the order of ``states``; empty if none
+    returned: Sequence[Sequence[Any]]
+    nulls: dict[str, None]  # the columns stored as NULL because no value was given
+
+    def values(self, index: int) -> dict[str, Any]:
+        """Every value stored for row ``index``, by attribute key."""
+        values = dict(zip(self.batch.keys, self.rows[index], strict=True))
+        if self.nulls:
+            values = {**self.nulls, **values}
+        if self.returned:
+            values.update(zip(self.returning, self.returned[index], strict=True))
+        return values
+
+
 @dataclass
 class FlushOutcome:
     """What the database did, applied to the states only once every batch succeeded."""
 
-    inserted: list[tuple[InstanceState, dict[str, Any]]] = field(default_factory=list)
+    inserted: list[Inserted] = field(default_factory=list)
     updated: list[tuple[InstanceState, dict[str, Any]]] = field(default_factory=list)
     #: updated rows whose objects already hold the values written, primary key unchanged
     updated_in_place: list[InstanceState] = field(default_factory=list)
     deleted: list[InstanceState] = field(default_factory=list)
-    #: every value written or generated so far, per state, for resolving ``Deferred``
+    #: the values UPDATEs wrote so far, per state, for resolving ``Deferred``
     written: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: id(state) -> (its INSERT, its row there); indexed on first need, up to ``_indexed``
+    _inserted_rows: dict[int, tuple[Inserted, int]] = field(default_factory=dict)
+    _indexed: int = 0
 
     def resolve(self, value: Any) -> Any:
         if not isinstance(value, Deferred):
             return value
-        written = self.written.get(id(value.state))
+        state_id = id(value.state)
+        written = self.written.get(state_id)
         if written is not None and value.key in written:
             return written[value.key]
+        located = self._inserted_row(state_id)
+        if located is not None:
+            values = located[0].values(located[1])
+            if value.key in values:
+                return values[value.key]
         raise InvalidRequestError(
             f"{value.state.mapper.class_.__name__}.{value.key} is needed before that row is "
             "inserted: the relationships form a cycle; mark one side post_update=True"
         )
 
+    def _inserted_row(self, state_id: int) -> tuple[Inserted, int] | None:
+        rows = self._inserted_rows
+        while self._indexed < len(self.inserted):
+            record = self.inserted[self._indexed]
+            self._indexed += 1
+            for index, state in enumerate(record.states):
+                rows[id(state)] = (record, index)
+        return rows.get(state_id)
+
     def resolve_row(self, row: dict[str, Any]) -> dict[str, Any]:
         for value in row.values():
             if isinstance(value, Deferred):
                 return {key: self.resolve(v) for key, v in row.items()}
+        return row
+
+    def resolve_values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        for value in row:
+            if isinstance(value, Deferred):
+                return tuple(map(self.resolve, row))
         return row
 
 
@@ -131,15 +179,13 @@ def _statement(mapper: Any, key: tuple[Any, ...], build: Any) -> Any:
 async def _insert(batch: InsertBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
     table = mapper.table
-    rows = [outcome.resolve_row(row) for row in batch.rows] if batch.deferred else batch.rows
-    nulls = _nulls(mapper, batch.keys, batch.returning)
+    keys = batch.keys
+    rows = [outcome.resolve_values(row) for row in batch.rows] if batch.deferred else batch.rows
+    nulls = _nulls(mapper, keys, batch.returning)
     if not batch.returning:
         statement = _statement(mapper, ("insert",), lambda: insert(table))
-        await execute(statement, rows)
-        for state, row in zip(batch.states, rows, strict=True):
-            applied = {**nulls, **row} if nulls else row
-            outcome.inserted.append((state, applied))
-            outcome.written[id(state)] = applied
+        await execute(statement, [dict(zip(keys, row, strict=True)) for row in rows])
+        outcome.inserted.append(Inserted(batch, batch.states, rows, (), (), nulls))
         return
     if _can_match_by_key(batch):
         await _insert_multirow(batch, rows, nulls, execute, outcome)
@@ -152,12 +198,12 @@ async def _insert(batch: InsertBatch, execute: _Executor, outcome: FlushOutcome)
         ("insert", batch.returning),
         lambda: insert(table).returning(*(mapper.columns[key] for key in batch.returning)),
     )
-    returned, _ = await execute(statement, rows)
+    returned, _ = await execute(statement, [dict(zip(keys, row, strict=True)) for row in rows])
     if len(returned) != len(rows):
         raise InvalidRequestError(
             f"inserting {len(rows)} {mapper.class_.__name__} rows returned {len(returned)} rows"
         )
-    _record_inserted(outcome, batch.states, rows, returned, batch.returning, nulls)
+    outcome.inserted.append(Inserted(batch, batch.states, rows, batch.returning, returned, nulls))
 
 
 #: Rows per multi-row INSERT; powers of two down to 1 cover any count with few SQL shapes.
@@ -196,7 +242,7 @@ def _chunk_sizes(count: int, largest: int) -> list[int]:
 
 async def _insert_multirow(
     batch: InsertBatch,
-    rows: list[dict[str, Any]],
+    rows: Sequence[tuple[Any, ...]],
     nulls: dict[str, None],
     execute: _Executor,
     outcome: FlushOutcome,
@@ -214,7 +260,7 @@ async def _insert_multirow(
         start += size
 
         def build(size: int = size) -> Any:
-            names = [f"r{i}_{key}" for i in range(size) for key in keys]
+            names = tuple(f"r{i}_{key}" for i in range(size) for key in keys)
             values = [
                 {mapper.columns[key]: bindparam(f"r{i}_{key}") for key in keys} for i in range(size)
             ]
@@ -222,40 +268,15 @@ async def _insert_multirow(
             return statement.returning(*(mapper.columns[k] for k in returning)), names
 
         statement, names = _statement(mapper, ("insert-multirow", keys, returning, size), build)
-        params = dict(zip(names, [row[key] for row in chunk for key in keys], strict=True))
-        returned, _ = await execute(statement, params)
+        returned, _ = await execute(statement, Positional(names, list(chain.from_iterable(chunk))))
         if pk_given:
             npk = len(mapper.pk_keys)
+            positions = [keys.index(key) for key in mapper.pk_keys]
             by_key = {tuple(r[:npk]): r for r in returned}
-            ordered = [by_key[tuple(row[k] for k in mapper.pk_keys)] for row in chunk]
+            ordered = [by_key[tuple(row[p] for p in positions)] for row in chunk]
         else:
-            ordered = sorted(returned, key=lambda r: r[0])
-        _record_inserted(outcome, states, chunk, ordered, returning, nulls)
-
-
-def _record_inserted(
-    outcome: FlushOutcome,
-    states: list[InstanceState],
-    rows: list[dict[str, Any]],
-    returned: Sequence[Any],
-    returning: tuple[str, ...],
-    nulls: dict[str, None],
-) -> None:
-    """Each inserted row's values, as given plus generated, for its object."""
-    written = outcome.written
-    inserted = outcome.inserted
-    if len(returning) == 1 and not nulls:
-        # One generated key per row (the usual autoincrement id): add it to the row.
-        generated = returning[0]
-        for state, row, values in zip(states, rows, returned, strict=True):
-            applied = {**row, generated: values[0]}
-            inserted.append((state, applied))
-            written[id(state)] = applied
-        return
-    for state, row, values in zip(states, rows, returned, strict=True):
-        applied = {**nulls, **row, **dict(zip(returning, values, strict=True))}
-        inserted.append((state, applied))
-        written[id(state)] = applied
+            ordered = sorted(returned, key=itemgetter(0))
+        outcome.inserted.append(Inserted(batch, states, chunk, returning, ordered, nulls))
 
 
 def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:

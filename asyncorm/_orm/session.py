@@ -88,6 +88,21 @@ class SessionTransaction:
         return self.active
 
 
+def _with_relationships(states: list[InstanceState]) -> list[InstanceState]:
+    """The states whose objects have a relationship loaded or set: the only ones whose
+    relationships can cascade, set foreign keys or change links."""
+    if not states:
+        return []
+    if len(set(map(type, states))) == 1:  # one class, as a rule (a state class per mapper)
+        keys = states[0].mapper.relationship_keys
+        if not keys:
+            return []
+        return [state for state in states if not keys.isdisjoint(state().__dict__)]
+    return [
+        state for state in states if not state.mapper.relationship_keys.isdisjoint(state().__dict__)
+    ]
+
+
 class AsyncSession:
     """The ORM's unit of work over an engine; see API.md §5.
 
@@ -217,15 +232,29 @@ class AsyncSession:
 
     def add(self, instance: object) -> None:
         """Make a transient object pending (or re-attach a detached one); no I/O."""
-        self._check_failed()
-        state = instance_state(instance)
-        self._attach(state, instance)
-        for related in state.mapper.cascade_iterator("save-update", instance):
-            self._attach(instance_state(related), related)
+        self.add_all((instance,))
 
     def add_all(self, instances: Iterable[object]) -> None:
+        self._check_failed()
+        new = self._new
+        pinned = self._identity_map._pinned
+        last_mapper: Any = None
+        cascade_keys: frozenset[str] = frozenset()
         for instance in instances:
-            self.add(instance)
+            state = instance_state(instance)
+            if state.session is None and state.key is None and not state.deleted:
+                # Transient, the usual case: _attach's pending branch, inline.
+                state.session = self
+                new[id(state)] = state
+                pinned[id(state)] = instance
+            else:
+                self._attach(state, instance)
+            mapper = state.mapper
+            if mapper is not last_mapper:
+                last_mapper, cascade_keys = mapper, mapper.cascade_keys("save-update")
+            if not cascade_keys.isdisjoint(instance.__dict__):
+                for related in mapper.cascade_iterator("save-update", instance):
+                    self._attach(instance_state(related), related)
 
     def _attach(self, state: InstanceState, obj: object) -> None:
         owner = state.session
@@ -600,22 +629,22 @@ class AsyncSession:
 
     def _collect_changes(self) -> FlushChanges:
         """Cascade ``save-update``, follow relationships to foreign key values and orphans."""
-        for state in list(self._new.values()):
-            mapper = state.mapper
-            if mapper.relationships:
-                for related in mapper.cascade_iterator("save-update", state()):
+        new, changed = self._pending_and_changed()
+        linked = _with_relationships(new) + _with_relationships(changed)
+        if linked:
+            for state in linked:
+                for related in state.mapper.cascade_iterator("save-update", state()):
                     self._attach(instance_state(related), related)
-        for state in self._identity_map.held_states():
-            mapper = state.mapper
-            if state.committed and mapper.relationships:
-                for related in mapper.cascade_iterator("save-update", state()):
-                    self._attach(instance_state(related), related)
-        new = list(self._new.values())
-        dirty = [
-            s
-            for s in self._identity_map.held_states()
-            if s.committed and id(s) not in self._deleted
-        ]
+            if (len(self._new), len(self._identity_map._held)) != (len(new), len(changed)):
+                # The cascade attached more objects: plan them too.
+                new, changed = self._pending_and_changed()
+                linked = _with_relationships(new) + _with_relationships(changed)
+        deleted = self._deleted
+        if deleted:
+            dirty = [s for s in changed if id(s) not in deleted]
+            linked = [s for s in linked if id(s) not in deleted]
+        else:
+            dirty = changed
         changes = FlushChanges(new, dirty, [])
         orphans: list[object] = []
 
@@ -627,17 +656,9 @@ class AsyncSession:
                 return  # a child moved to another parent keeps its new parent's key
             values[key] = value
 
-        last_mapper: Any = None
-        relationship_keys: frozenset[str] = frozenset()
-        for state in [*new, *dirty]:
+        for state in linked:
             mapper = state.mapper
-            if mapper is not last_mapper:  # objects come grouped by class, as a rule
-                last_mapper, relationship_keys = mapper, mapper.relationship_keys
-            if not relationship_keys:
-                continue
             obj = state()
-            if relationship_keys.isdisjoint(obj.__dict__):
-                continue  # no relationship loaded or set: no keys follow, no links change
             for relationship in mapper.relationships.values():
                 relationship.plan_foreign_keys(state, obj, assign, orphans)
                 inserts, deletes = relationship.association_changes(state, obj)
@@ -672,6 +693,10 @@ class AsyncSession:
                             assign(child_state, child, key, None, False)
         return changes
 
+    def _pending_and_changed(self) -> tuple[list[InstanceState], list[InstanceState]]:
+        changed = [s for s in self._identity_map.held_states() if s.committed]
+        return list(self._new.values()), changed
+
     def _clear_changes(self, changes: FlushChanges) -> None:
         held = self._identity_map._held
         for state in changes.dirty:
@@ -702,22 +727,34 @@ class AsyncSession:
         pinned = identity_map._pinned
         new = self._new
         inserted = transaction.inserted
-        last_mapper: Any = None
-        states: dict[Any, InstanceState] = {}
-        for state, values in outcome.inserted:
-            state_id = id(state)
+        for record in outcome.inserted:
+            batch = record.batch
+            mapper = batch.mapper
+            states = identity_map.states_of(mapper)
             # Pending objects are pinned, so alive; once persistent only their users keep
             # them (unpinned last: an object that dies then leaves the map at once).
-            pinned[state_id].__dict__.update(values)
-            mapper = state.mapper
-            key = state.key = mapper.identity_key_of(values)
-            state.committed = None
-            del new[state_id]
-            if mapper is not last_mapper:
-                last_mapper, states = mapper, identity_map.states_of(mapper)
-            states[key] = state
-            inserted[state_id] = state
-            del pinned[state_id]
+            if batch.from_objects and len(record.returning) == 1 == len(mapper.pk_keys):
+                # The objects hold every value but their new key (the common insert).
+                (pk,) = record.returning
+                for state, generated in zip(record.states, record.returned, strict=True):
+                    state_id = id(state)
+                    key = state.key = pinned[state_id].__dict__[pk] = generated[0]
+                    state.committed = None
+                    del new[state_id]
+                    states[key] = state
+                    inserted[state_id] = state
+                    del pinned[state_id]
+                continue
+            for index, state in enumerate(record.states):
+                state_id = id(state)
+                values = record.values(index)
+                pinned[state_id].__dict__.update(values)
+                key = state.key = mapper.identity_key_of(values)
+                state.committed = None
+                del new[state_id]
+                states[key] = state
+                inserted[state_id] = state
+                del pinned[state_id]
         updated = transaction.updated
         for state, values in outcome.updated:
             obj = state()

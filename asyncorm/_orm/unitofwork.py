@@ -48,9 +48,12 @@ class InsertBatch:
     keys: tuple[str, ...]  # attribute keys given, in table order
     returning: tuple[str, ...]  # attribute keys the database generates
     states: list[InstanceState] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)  # attribute key -> value
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # values in ``keys`` order
     #: some row holds a ``Deferred`` value (a key of a row inserted earlier in the flush)
     deferred: bool = False
+    #: every row is its object's own attribute values (none defaulted or assigned): once
+    #: inserted, only the generated values are new to the objects
+    from_objects: bool = False
 
 
 @dataclass
@@ -206,9 +209,32 @@ def _add_insert(
         )
         batch = inserts[(mapper, keys, depth)] = InsertBatch(mapper, keys, returning)
     batch.states.append(state)
-    batch.rows.append(row)
+    batch.rows.append(tuple(row.values()))
     if deferred:
         batch.deferred = True
+
+
+def _by_mapper(states: list[InstanceState]) -> Iterable[tuple[Mapper, list[InstanceState]]]:
+    """The states grouped by mapper, in order (one group, as a rule)."""
+    if len(set(map(type, states))) == 1:  # each mapper has its own state class
+        return [(states[0].mapper, states)]
+    groups: dict[Mapper, list[InstanceState]] = {}
+    for state in states:
+        groups.setdefault(state.mapper, []).append(state)
+    return groups.items()
+
+
+def _objects_insert(mapper: Mapper, states: list[InstanceState]) -> InsertBatch | None:
+    """One batch of the states' objects' own values, when each holds a value for every
+    column but a generated primary key (else None: they go row by row)."""
+    plan = mapper.object_insert
+    try:
+        rows = plan.rows(states)
+    except KeyError:
+        return None  # some object leaves a column to its default
+    if len(rows) != len(states):
+        return None  # some object sets its generated key itself
+    return InsertBatch(mapper, plan.keys, plan.returning, states, rows, from_objects=True)
 
 
 def plan_flush(changes: FlushChanges) -> FlushPlan:
@@ -217,23 +243,32 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
     inserts: dict[tuple[Any, ...], InsertBatch] = {}
     waiting: list[InstanceState] = []  # rows of self-referential tables: batched by depth
     assignments = changes.assignments
-    for state in changes.new:
-        mapper = state.mapper
-        values = _values(state)
-        assigned = assignments.get(id(state)) if assignments else None
-        if assigned:
-            values = {**values, **assigned}
-        column_keys = mapper.column_keys
-        row = {key: values[key] for key in column_keys if key in values}
-        if len(row) < len(column_keys):
-            for key, column in mapper.defaulted_columns:
-                if key not in row:
-                    row[key] = default_value(column, "default")
-        if mapper.is_self_referential:
-            new_rows[id(state)] = row
-            waiting.append(state)
-            continue
-        _add_insert(inserts, state, row, 0, bool(assigned))
+    for mapper, states in _by_mapper(changes.new):
+        if not mapper.is_self_referential and not (
+            assignments and any(id(state) in assignments for state in states)
+        ):
+            from_objects = _objects_insert(mapper, states)
+            if from_objects is not None:
+                # Kept apart from row-by-row batches, whose rows may hold values that are
+                # not yet their objects'.
+                inserts[(mapper, "from objects", 0)] = from_objects
+                continue
+        for state in states:
+            values = _values(state)
+            assigned = assignments.get(id(state)) if assignments else None
+            if assigned:
+                values = {**values, **assigned}
+            column_keys = mapper.column_keys
+            row = {key: values[key] for key in column_keys if key in values}
+            if len(row) < len(column_keys):
+                for key, column in mapper.defaulted_columns:
+                    if key not in row:
+                        row[key] = default_value(column, "default")
+            if mapper.is_self_referential:
+                new_rows[id(state)] = row
+                waiting.append(state)
+                continue
+            _add_insert(inserts, state, row, 0, bool(assigned))
     for state in waiting:
         row = new_rows[id(state)]
         _add_insert(inserts, state, row, _depth(state, row, new_rows), True)

@@ -327,3 +327,40 @@ def test_single_bind_of_values_not_in_the_parameters(dialect: Dialect) -> None:
     assert compiled.bind(other, {"b": 4})[1] == ["other", 4]
     assert compiled.bind(other, ParamsDict(b=5))[1] == ["other", 5]
     assert compiled.bind(other, ParamsDict(s="s", b=6))[1] == ["s", 6]
+
+
+def multirow_insert(rows: int) -> tuple[Any, tuple[str, ...]]:
+    """A multi-row INSERT of ``samples`` (as a flush builds one), with its parameter names
+    in slot order."""
+    keys = [column.key for column in samples.columns if column.key != "id"]
+    values = [{samples.c[key]: bindparam(f"r{i}_{key}") for key in keys} for i in range(rows)]
+    names = tuple(f"r{i}_{key}" for i in range(rows) for key in keys)
+    return insert(samples).values(values), names
+
+
+def test_positional_binding_gives_the_arguments_of_the_dict(dialect: Dialect) -> None:
+    rows = good_rows()[:20]
+    statement, names = multirow_insert(len(rows))
+    values = [row[name.split("_", 1)[1]] for row in rows for name in names[: len(names) // 20]]
+    compiled = dialect.compile(statement)
+    expected = compiled.bind(statement, dict(zip(names, values, strict=True)))
+    assert compiled.bind_positional(statement, names, values) == expected
+    assert compiled._positional is not None and compiled._positional[1] is not None
+    # Names in another order than the slots': bound through their dict, still right.
+    reordered = names[::-1]
+    assert compiled.bind_positional(statement, reordered, values[::-1]) == expected
+    assert compiled._positional[1] is None
+
+
+def test_positional_binding_reports_a_bad_value_like_the_dict(dialect: Dialect) -> None:
+    rows = good_rows()[:3]
+    statement, names = multirow_insert(len(rows))
+    values = [row[name.split("_", 1)[1]] for row in rows for name in names[: len(names) // 3]]
+    values[names.index("r2_small")] = 2**40
+    compiled = dialect.compile(statement)
+    with pytest.raises(DataError) as by_dict:
+        compiled.bind(statement, dict(zip(names, values, strict=True)))
+    with pytest.raises(DataError) as by_position:
+        compiled.bind_positional(statement, names, values)
+    assert str(by_position.value) == str(by_dict.value)
+    assert "small" in str(by_position.value)

@@ -11,6 +11,7 @@ import anyio.lowlevel
 import pytest
 
 from asyncorm import AsyncConnection, AsyncEngine, AsyncResult, Result, Row, event, exc, text
+from asyncorm._engine.connection import Positional
 
 from ..conftest import Database
 from ._helpers import count_items, create_items
@@ -531,3 +532,26 @@ async def test_postgres_error_aborts_until_rollback(engine: AsyncEngine, db: Dat
                 await conn.execute(text("SELECT 1"))
         await conn.rollback()
         assert await conn.scalar(text("SELECT 1")) == 1
+
+
+async def test_positional_parameters_bind_like_their_dict(engine: AsyncEngine) -> None:
+    """``Positional`` (asyncorm's own many-parameter statements) binds as the dict of its
+    names would; a ``before_execute`` listener is handed that dict."""
+    statement = text("INSERT INTO items (id, name, qty) VALUES (:a, :b, 1), (:c, :d, 2)")
+    names = ("a", "b", "c", "d")
+    seen: list[Any] = []
+    async with engine.begin() as conn:
+        await conn.execute(statement, Positional(names, [1, "one", 2, "two"]))
+        event.listen(engine, "before_execute", lambda conn, stmt, params: seen.append(params))
+        await conn.execute(statement, Positional(names, [3, "three", 4, "four"]))
+    with pytest.raises(exc.ArgumentError, match="3 values given for 4 parameter names"):
+        Positional(names, [5, "five", 6])
+    assert seen == [{"a": 3, "b": "three", "c": 4, "d": "four"}]
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT id, name, qty FROM items ORDER BY id"))
+        assert [tuple(row) for row in rows] == [
+            (1, "one", 1),
+            (2, "two", 2),
+            (3, "three", 1),
+            (4, "four", 2),
+        ]

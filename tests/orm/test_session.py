@@ -613,6 +613,36 @@ async def test_closed_engine_misuse_and_str_statement(orm_engine: AsyncEngine) -
             await session.execute("SELECT 1")
 
 
+async def test_new_objects_of_every_shape_in_one_flush(orm_engine: AsyncEngine) -> None:
+    """Objects holding all their values (read straight from the objects), objects leaving a
+    column to its default, and one giving its own key: each row and object gets its own
+    values, and every object is in the identity map under its new key."""
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        full = [Ticket(title=f"full {i}", state="open") for i in range(3)]
+        session.add_all(full)
+        await session.flush()  # one class, every value given
+        defaulted = [Ticket(title=f"default {i}") for i in range(2)]
+        own_key = Ticket(id=1000, title="own key", state="open")
+        more_full = [Ticket(title="full 3", state="open"), Ticket(title="full 4", state="open")]
+        session.add_all([defaulted[0], *more_full, own_key, defaulted[1]])
+        await session.flush()
+        last = [Ticket(title="full 5", state="open"), Ticket(id=2000, title="own", state="x")]
+        session.add_all(last)
+        await session.flush()  # every value given, but one gives its key as well
+        tickets = [*full, *defaulted, *more_full, own_key, *last]
+        assert own_key.id == 1000 and last[1].id == 2000
+        assert [t.state for t in defaulted] == ["new", "new"]
+        assert len({t.id for t in tickets}) == len(tickets)
+        for ticket in tickets:
+            assert await session.get(Ticket, ticket.id) is ticket  # no query: identity map
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        stored = await session.execute(
+            select(Ticket.id, Ticket.title, Ticket.state).order_by(Ticket.id)
+        )
+        assert [tuple(row) for row in stored] == sorted((t.id, t.title, t.state) for t in tickets)
+
+
 async def test_unset_nullable_columns_read_none_after_flush(orm_engine: AsyncEngine) -> None:
     Session = async_sessionmaker(orm_engine, expire_on_commit=False)
     async with Session() as session:
