@@ -189,17 +189,33 @@ class Compiled:
         """``bind(statement, dict(zip(names, values)))`` without building the dict: for
         asyncorm's own statements with many parameters (the flush's multi-row INSERT),
         which pass the same ``names`` tuple each time. As many values as names."""
-        positional = self._positional
-        if positional is None or positional[0] is not names:
-            binder = _build_positional_binder(self._slots, names) if self._named else None
-            positional = self._positional = (names, binder)
-        binder = positional[1]
+        binder = self._positional_binder(names)
         if binder is not None and self._parts is None:
             try:
                 return self.sql, binder(values)
             except InvalidValue:
                 pass  # the general path below raises the error, naming the column
         return self.bind(statement, dict(zip(names, values, strict=True)))
+
+    def bind_positional_many(
+        self, statement: ClauseElement, names: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Sequence[Any]]]:
+        """``bind_positional`` for executemany: one SQL text, one args list per row."""
+        binder = self._positional_binder(names)
+        if binder is not None and self._parts is None:
+            try:
+                return self.sql, [binder(values) for values in rows]
+            except InvalidValue:
+                pass
+        dicts = [dict(zip(names, values, strict=True)) for values in rows]
+        return self.bind_many(statement, dicts)
+
+    def _positional_binder(self, names: tuple[str, ...]) -> _PositionalBinder | None:
+        positional = self._positional
+        if positional is None or positional[0] is not names:
+            binder = _build_positional_binder(self._slots, names) if self._named else None
+            positional = self._positional = (names, binder)
+        return positional[1]
 
     def bind_many(
         self, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]

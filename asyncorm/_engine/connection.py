@@ -45,20 +45,26 @@ _R = TypeVar("_R")
 
 class Positional:
     """Execution parameters by position, for asyncorm's own statements with many of them
-    (the flush's multi-row INSERT): ``values[i]`` is the parameter named ``names[i]``. They
-    bind exactly as ``dict(zip(names, values))`` would, without building that dict; pass
-    the same ``names`` tuple each time, so the statement's generated binder is reused."""
+    (the flush's multi-row INSERT): in each of ``rows`` (one, or several for executemany),
+    ``row[i]`` is the parameter named ``names[i]``. They bind exactly as the dicts
+    ``dict(zip(names, row))`` would, without building them; pass the same ``names`` tuple
+    each time, so the statement's generated binder is reused."""
 
-    __slots__ = ("names", "values")
+    __slots__ = ("names", "rows")
 
-    def __init__(self, names: tuple[str, ...], values: Sequence[Any]) -> None:
-        if len(names) != len(values):
-            raise exc.ArgumentError(f"{len(values)} values given for {len(names)} parameter names")
+    def __init__(self, names: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            raise exc.ArgumentError("execute() got an empty list of parameter sets")
+        for row in rows:
+            if len(row) != len(names):
+                raise exc.ArgumentError(f"{len(row)} values given for {len(names)} parameter names")
         self.names = names
-        self.values = values
+        self.rows = rows
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(zip(self.names, self.values, strict=True))
+    def as_dicts(self) -> dict[str, Any] | list[dict[str, Any]]:
+        """The parameters as ``execute()`` takes them: a dict, or a list for executemany."""
+        dicts = [dict(zip(self.names, row, strict=True)) for row in self.rows]
+        return dicts[0] if len(dicts) == 1 else dicts
 
 
 def _param_keys(params: Any) -> tuple[str, ...] | None:
@@ -498,8 +504,9 @@ class AsyncConnection:
             engine = self._engine
             positional = params.__class__ is Positional
             if positional and engine.dispatch.has("before_execute"):
-                params, positional = params.as_dict(), False  # listeners get the usual dict
-            many = not positional and _check_params(params)
+                params, positional = params.as_dicts(), False  # listeners get the usual form
+            many = len(params.rows) > 1 if positional else _check_params(params)
+            assert not (commit and many), "a COMMIT rides on one parameter set only"
             if engine.dispatch.has("before_execute"):
                 await engine.dispatch.fire("before_execute", self, statement, params)
             statement = coerce_statement(statement)
@@ -509,10 +516,14 @@ class AsyncConnection:
             if statement._uses_param_keys:
                 keys = tuple(sorted(params.names)) if positional else _param_keys(params)
             compiled = engine.dialect.compile(statement, keys)
-            if many:
+            if positional:
+                names = params.names
+                if many:
+                    sql, arg_rows = compiled.bind_positional_many(statement, names, params.rows)
+                else:
+                    sql, args = compiled.bind_positional(statement, names, params.rows[0])
+            elif many:
                 sql, arg_rows = compiled.bind_many(statement, params)
-            elif positional:
-                sql, args = compiled.bind_positional(statement, params.names, params.values)
             else:
                 sql, args = compiled.bind(statement, params if params is not None else {})
             driver = self._driver or await self._acquire()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -254,10 +254,14 @@ async def _insert_multirow(
     pk_given = all(key in keys for key in mapper.pk_keys)
     largest = max(1, min(MULTIROW_CHUNK, MAX_PARAMETERS // len(keys)))
     start = 0
-    for size in _chunk_sizes(len(rows), 1 << (largest.bit_length() - 1)):
-        chunk = rows[start : start + size]
-        states = batch.states[start : start + size]
-        start += size
+    sizes = _chunk_sizes(len(rows), 1 << (largest.bit_length() - 1))
+    for size, same in groupby(sizes):
+        # Chunks of one size share their SQL: one executemany runs them all, in one round
+        # trip (asyncpg pipelines it; on SQLite it is one hop to the worker thread).
+        stop = start + size * len(list(same))
+        chunk = rows[start:stop]
+        states = batch.states[start:stop]
+        start = stop
 
         def build(size: int = size) -> Any:
             names = tuple(f"r{i}_{key}" for i in range(size) for key in keys)
@@ -268,7 +272,10 @@ async def _insert_multirow(
             return statement.returning(*(mapper.columns[k] for k in returning)), names
 
         statement, names = _statement(mapper, ("insert-multirow", keys, returning, size), build)
-        returned, _ = await execute(statement, Positional(names, list(chain.from_iterable(chunk))))
+        values = [
+            list(chain.from_iterable(chunk[i : i + size])) for i in range(0, len(chunk), size)
+        ]
+        returned, _ = await execute(statement, Positional(names, values))
         if pk_given:
             npk = len(mapper.pk_keys)
             positions = [keys.index(key) for key in mapper.pk_keys]

@@ -534,24 +534,25 @@ async def test_postgres_error_aborts_until_rollback(engine: AsyncEngine, db: Dat
         assert await conn.scalar(text("SELECT 1")) == 1
 
 
-async def test_positional_parameters_bind_like_their_dict(engine: AsyncEngine) -> None:
-    """``Positional`` (asyncorm's own many-parameter statements) binds as the dict of its
-    names would; a ``before_execute`` listener is handed that dict."""
-    statement = text("INSERT INTO items (id, name, qty) VALUES (:a, :b, 1), (:c, :d, 2)")
+async def test_positional_parameters_bind_like_their_dicts(engine: AsyncEngine) -> None:
+    """``Positional`` (asyncorm's own many-parameter statements) binds as the dicts of its
+    names would, one row or several (executemany, RETURNING each row's values); a
+    ``before_execute`` listener is handed those dicts."""
+    statement = text(
+        "INSERT INTO items (id, name, qty) VALUES (:a, :b, 1), (:c, :d, 2) RETURNING id"
+    )
     names = ("a", "b", "c", "d")
     seen: list[Any] = []
     async with engine.begin() as conn:
-        await conn.execute(statement, Positional(names, [1, "one", 2, "two"]))
+        one = await conn.execute(statement, Positional(names, [[1, "one", 2, "two"]]))
+        assert sorted(one.scalars().all()) == [1, 2]
+        many = Positional(names, [[3, "three", 4, "four"], [5, "five", 6, "six"]])
+        assert sorted((await conn.execute(statement, many)).scalars().all()) == [3, 4, 5, 6]
         event.listen(engine, "before_execute", lambda conn, stmt, params: seen.append(params))
-        await conn.execute(statement, Positional(names, [3, "three", 4, "four"]))
+        await conn.execute(statement, Positional(names, [[7, "seven", 8, "eight"]]))
+    assert seen == [{"a": 7, "b": "seven", "c": 8, "d": "eight"}]
     with pytest.raises(exc.ArgumentError, match="3 values given for 4 parameter names"):
-        Positional(names, [5, "five", 6])
-    assert seen == [{"a": 3, "b": "three", "c": 4, "d": "four"}]
+        Positional(names, [[9, "nine", 10]])
     async with engine.connect() as conn:
-        rows = await conn.execute(text("SELECT id, name, qty FROM items ORDER BY id"))
-        assert [tuple(row) for row in rows] == [
-            (1, "one", 1),
-            (2, "two", 2),
-            (3, "three", 1),
-            (4, "four", 2),
-        ]
+        rows = await conn.execute(text("SELECT id, qty FROM items ORDER BY id"))
+        assert [tuple(row) for row in rows] == [(i, 1 + (i + 1) % 2) for i in range(1, 9)]

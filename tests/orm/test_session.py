@@ -643,6 +643,21 @@ async def test_new_objects_of_every_shape_in_one_flush(orm_engine: AsyncEngine) 
         assert [tuple(row) for row in stored] == sorted((t.id, t.title, t.state) for t in tickets)
 
 
+async def test_many_new_objects_each_get_their_own_row(orm_engine: AsyncEngine) -> None:
+    """700 objects: multi-row INSERTs of several sizes, those of one size in one
+    executemany; each object gets the key of the row holding its values."""
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        tickets = [Ticket(title=f"t{i}", state=f"s{i}") for i in range(700)]
+        session.add_all(tickets)
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        stored = await session.execute(select(Ticket.id, Ticket.title, Ticket.state))
+        assert sorted(tuple(row) for row in stored) == sorted(
+            (t.id, t.title, t.state) for t in tickets
+        )
+    assert len({t.id for t in tickets}) == 700
+
+
 async def test_unset_nullable_columns_read_none_after_flush(orm_engine: AsyncEngine) -> None:
     Session = async_sessionmaker(orm_engine, expire_on_commit=False)
     async with Session() as session:
