@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import linecache
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..exc import ArgumentError, InvalidRequestError
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .relationships import Relationship
     from .session import AsyncSession
 
+#: Expires states' objects (see ``Mapper.expire_states``).
+ExpireStates = Callable[[Iterable[InstanceState], dict[int, object]], None]
 #: Turns one row into one entity (``None`` where the row's primary key is NULL).
 LoadRow = Callable[[Sequence[Any]], Any]
 #: Converts a list of rows into entities in place.
@@ -47,6 +49,17 @@ class ObjectInsert(NamedTuple):
 
 
 _mappers_by_table: dict[int, Mapper] = {}
+
+
+def group_by_mapper(states: list[InstanceState]) -> Iterable[tuple[Mapper, list[InstanceState]]]:
+    """The states grouped by mapper, in order (one group, as a rule)."""
+    if len(set(map(type, states))) == 1:  # each mapper has its own state class
+        return [(states[0].mapper, states)]
+    groups: dict[Mapper, list[InstanceState]] = {}
+    for state in states:
+        groups.setdefault(state.mapper, []).append(state)
+    return groups.items()
+
 
 _NOT_GIVEN: Any = type("_NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()
 
@@ -90,6 +103,7 @@ class Mapper:
         #: names, and the NULL defaults of inserted rows
         self.flush_statements: dict[tuple[Any, ...], Any] = {}
         self._object_insert: ObjectInsert | None = None
+        self._expire: ExpireStates | None = None
         self._expirable: tuple[str, ...] | None = None
         self._expirable_set: frozenset[str] | None = None
         self._cascades: dict[str, frozenset[str]] = {}
@@ -239,6 +253,47 @@ class Mapper:
         if self._single_pk:
             return values.get(self.pk_keys[0])
         return tuple(values.get(key) for key in self.pk_keys)
+
+    # -- expiry ---------------------------------------------------------------------------
+
+    @property
+    def expire_states(self) -> ExpireStates:
+        """``expire_states(states, held)`` expires every attribute but the primary key of
+        the states' objects (skipping dead and transient ones), and forgets their changes,
+        dropping changed objects from ``held`` (the identity map's). Generated once: a
+        commit runs it over every object of the session."""
+        expire = self._expire
+        if expire is None:
+            expire = self._expire = self._build_expire()
+        return expire
+
+    def _build_expire(self) -> ExpireStates:
+        keys = self.expirable_keys
+        columns = [key for key in keys if key in self.columns]
+        lines = [
+            "def expire_states(states, held):",
+            "    for s in states:",
+            "        o = s()",
+            "        if o is None or s.key is None:",
+            "            continue",
+            "        d = o.__dict__",
+        ]
+        if columns:  # loaded, as a rule: ``del`` is cheaper than ``pop`` with a default
+            lines.append("        try:")
+            lines.extend(f"            del d[{key!r}]" for key in columns)
+            lines.append("        except KeyError:")
+            lines.extend(f"            d.pop({key!r}, None)" for key in columns)
+        lines.extend(f"        d.pop({key!r}, None)" for key in keys if key not in self.columns)
+        lines += [
+            "        s.expired = expired",
+            "        if s.committed is not None:",
+            "            s.committed = None",
+            "            held.pop(id(s), None)",
+        ]
+        namespace: dict[str, Any] = {"expired": self.expirable_set}
+        _compile("\n".join(lines) + "\n", namespace, f"{self.class_.__qualname__} expiry")
+        expire: ExpireStates = namespace["expire_states"]
+        return expire
 
     # -- flushing -------------------------------------------------------------------------
 

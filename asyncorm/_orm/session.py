@@ -16,7 +16,7 @@ from ..exc import (
 )
 from . import loading, persistence
 from .identity import IdentityMap, IdentitySet
-from .mapper import class_mapper
+from .mapper import class_mapper, group_by_mapper
 from .state import STATE_ATTR, InstanceState, instance_state
 from .unitofwork import AssociationBatch, FlushChanges, plan_flush
 
@@ -794,19 +794,9 @@ class AsyncSession:
         self._expire_states(self._identity_map.states())
 
     def _expire_states(self, states: Iterable[InstanceState]) -> None:
-        release = self._identity_map.release
-        for state in states:
-            obj = state()
-            if obj is None or state.key is None:
-                continue
-            mapper = state.mapper
-            values = obj.__dict__
-            for key in mapper.expirable_keys:
-                values.pop(key, None)
-            state.expired = mapper.expirable_set  # shared and immutable: nothing to allocate
-            if state.committed is not None:
-                state.committed = None
-                release(state)
+        held = self._identity_map._held
+        for mapper, group in group_by_mapper(list(states)):
+            mapper.expire_states(group, held)
 
     def _expire_attributes(
         self, state: InstanceState, keys: Sequence[str], obj: object | None = None

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .mapper import group_by_mapper
 from .state import NO_VALUE, InstanceState
 
 if TYPE_CHECKING:
@@ -214,16 +215,6 @@ def _add_insert(
         batch.deferred = True
 
 
-def _by_mapper(states: list[InstanceState]) -> Iterable[tuple[Mapper, list[InstanceState]]]:
-    """The states grouped by mapper, in order (one group, as a rule)."""
-    if len(set(map(type, states))) == 1:  # each mapper has its own state class
-        return [(states[0].mapper, states)]
-    groups: dict[Mapper, list[InstanceState]] = {}
-    for state in states:
-        groups.setdefault(state.mapper, []).append(state)
-    return groups.items()
-
-
 def _objects_insert(mapper: Mapper, states: list[InstanceState]) -> InsertBatch | None:
     """One batch of the states' objects' own values, when each holds a value for every
     column but a generated primary key (else None: they go row by row)."""
@@ -243,7 +234,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
     inserts: dict[tuple[Any, ...], InsertBatch] = {}
     waiting: list[InstanceState] = []  # rows of self-referential tables: batched by depth
     assignments = changes.assignments
-    for mapper, states in _by_mapper(changes.new):
+    for mapper, states in group_by_mapper(changes.new):
         if not mapper.is_self_referential and not (
             assignments and any(id(state) in assignments for state in states)
         ):
