@@ -317,7 +317,7 @@ class Mapper:
         condition = "".join(f" if {key!r} not in d" for key in generated)
         source = (
             "def rows(states):\n"
-            f"    return [({values}) for d in [s().__dict__ for s in states]{condition}]\n"
+            f"    return [({values}) for s in states for d in [s().__dict__]{condition}]\n"
         )
         namespace: dict[str, Any] = {}
         _compile(source, namespace, f"{self.class_.__qualname__} insert rows")

@@ -241,18 +241,24 @@ class AsyncSession:
         last_mapper: Any = None
         cascade_keys: frozenset[str] = frozenset()
         for instance in instances:
-            state = instance_state(instance)
+            try:
+                values = instance.__dict__
+                state = values[STATE_ATTR]
+            except (AttributeError, KeyError):
+                state = instance_state(instance)  # made now, or the error for a non-entity
+                values = instance.__dict__
             if state.session is None and state.key is None and not state.deleted:
                 # Transient, the usual case: _attach's pending branch, inline.
                 state.session = self
-                new[id(state)] = state
-                pinned[id(state)] = instance
+                state_id = id(state)
+                new[state_id] = state
+                pinned[state_id] = instance
             else:
                 self._attach(state, instance)
             mapper = state.mapper
             if mapper is not last_mapper:
                 last_mapper, cascade_keys = mapper, mapper.cascade_keys("save-update")
-            if not cascade_keys.isdisjoint(instance.__dict__):
+            if not cascade_keys.isdisjoint(values):
                 for related in mapper.cascade_iterator("save-update", instance):
                     self._attach(instance_state(related), related)
 
@@ -734,16 +740,17 @@ class AsyncSession:
             # Pending objects are pinned, so alive; once persistent only their users keep
             # them (unpinned last: an object that dies then leaves the map at once).
             if batch.from_objects and len(record.returning) == 1 == len(mapper.pk_keys):
-                # The objects hold every value but their new key (the common insert).
+                # The objects hold every value but their new key (the common insert); a
+                # pending object has no committed values to forget.
                 (pk,) = record.returning
-                for state, generated in zip(record.states, record.returned, strict=True):
+                keys = [generated[0] for generated in record.returned]
+                states.update(zip(keys, record.states, strict=True))
+                inserted.update(zip(map(id, record.states), record.states, strict=True))
+                for state, key in zip(record.states, keys, strict=True):
+                    state.key = key
                     state_id = id(state)
-                    key = state.key = pinned[state_id].__dict__[pk] = generated[0]
-                    state.committed = None
                     del new[state_id]
-                    states[key] = state
-                    inserted[state_id] = state
-                    del pinned[state_id]
+                    pinned.pop(state_id).__dict__[pk] = key
                 continue
             for index, state in enumerate(record.states):
                 state_id = id(state)
