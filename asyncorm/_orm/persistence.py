@@ -36,8 +36,9 @@ class Inserted(NamedTuple):
     states: Sequence[InstanceState]
     rows: Sequence[tuple[Any, ...]]  # as sent, in ``batch.keys`` order
     returning: tuple[str, ...]
-    #: each row's ``returning`` values, in the order of ``states``; empty if none
-    returned: Sequence[Sequence[Any]]
+    #: each row's ``returning`` values, in the order of ``states`` (the value itself when
+    #: there is one: no tuple kept per row); empty if none
+    returned: Sequence[Any]
     nulls: dict[str, None]  # the columns stored as NULL because no value was given
 
     def values(self, index: int) -> dict[str, Any]:
@@ -45,7 +46,9 @@ class Inserted(NamedTuple):
         values = dict(zip(self.batch.keys, self.rows[index], strict=True))
         if self.nulls:
             values = {**self.nulls, **values}
-        if self.returned:
+        if len(self.returning) == 1 and self.returned:
+            values[self.returning[0]] = self.returned[index]
+        elif self.returned:
             values.update(zip(self.returning, self.returned[index], strict=True))
         return values
 
@@ -203,6 +206,8 @@ async def _insert(batch: InsertBatch, execute: _Executor, outcome: FlushOutcome)
         raise InvalidRequestError(
             f"inserting {len(rows)} {mapper.class_.__name__} rows returned {len(returned)} rows"
         )
+    if len(batch.returning) == 1:
+        returned = [row[0] for row in returned]
     outcome.inserted.append(Inserted(batch, batch.states, rows, batch.returning, returned, nulls))
 
 
@@ -276,11 +281,16 @@ async def _insert_multirow(
             list(chain.from_iterable(chunk[i : i + size])) for i in range(0, len(chunk), size)
         ]
         returned, _ = await execute(statement, Positional(names, values))
+        ordered: list[Any]
         if pk_given:
             npk = len(mapper.pk_keys)
             positions = [keys.index(key) for key in mapper.pk_keys]
             by_key = {tuple(r[:npk]): r for r in returned}
             ordered = [by_key[tuple(row[p] for p in positions)] for row in chunk]
+            if len(returning) == 1:
+                ordered = [row[0] for row in ordered]
+        elif len(returning) == 1:  # the generated key alone, the usual case
+            ordered = sorted([row[0] for row in returned])
         else:
             ordered = sorted(returned, key=itemgetter(0))
         outcome.inserted.append(Inserted(batch, states, chunk, returning, ordered, nulls))

@@ -743,7 +743,7 @@ class AsyncSession:
                 # The objects hold every value but their new key (the common insert); a
                 # pending object has no committed values to forget.
                 (pk,) = record.returning
-                keys = [generated[0] for generated in record.returned]
+                keys = record.returned
                 states.update(zip(keys, record.states, strict=True))
                 inserted.update(zip(map(id, record.states), record.states, strict=True))
                 for state, key in zip(record.states, keys, strict=True):
