@@ -12,7 +12,7 @@ from .._engine.connection import Positional
 from .._sql.dml import delete, insert, update
 from .._sql.elements import and_, bindparam
 from ..exc import InvalidRequestError
-from .state import InstanceState
+from .state import NO_VALUE, InstanceState
 from .unitofwork import (
     AssociationBatch,
     Deferred,
@@ -52,6 +52,18 @@ class Inserted(NamedTuple):
             values.update(zip(self.returning, self.returned[index], strict=True))
         return values
 
+    def value(self, index: int, key: str) -> Any:
+        """The value stored for ``key`` in row ``index`` (``values(index)[key]`` without
+        building the dict), or ``NO_VALUE``."""
+        returning = self.returning
+        if key in returning and self.returned:
+            stored = self.returned[index]
+            return stored if len(returning) == 1 else stored[returning.index(key)]
+        keys = self.batch.keys
+        if key in keys:
+            return self.rows[index][keys.index(key)]
+        return None if key in self.nulls else NO_VALUE
+
 
 @dataclass
 class FlushOutcome:
@@ -77,9 +89,9 @@ class FlushOutcome:
             return written[value.key]
         located = self._inserted_row(state_id)
         if located is not None:
-            values = located[0].values(located[1])
-            if value.key in values:
-                return values[value.key]
+            stored = located[0].value(located[1], value.key)
+            if stored is not NO_VALUE:
+                return stored
         raise InvalidRequestError(
             f"{value.state.mapper.class_.__name__}.{value.key} is needed before that row is "
             "inserted: the relationships form a cycle; mark one side post_update=True"
