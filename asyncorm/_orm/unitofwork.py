@@ -297,16 +297,18 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             batch.deferred = True
 
     deleted_ids = {id(state) for state in changes.deleted}
-    dirty_ids = {id(s) for s in changes.dirty}
-    candidates = list(changes.dirty) + [
-        changes.states[i]
-        for i in changes.assignments
-        if i not in dirty_ids and i not in new_rows and i not in deleted_ids
-    ]
+    candidates = changes.dirty  # persistent and not deleted (see AsyncSession._collect_changes)
+    if changes.assignments:
+        dirty_ids = {id(s) for s in changes.dirty}
+        candidates = candidates + [
+            changes.states[i]
+            for i in changes.assignments
+            if i not in dirty_ids and i not in new_rows and i not in deleted_ids
+        ]
     last: tuple[Mapper, tuple[str, ...], UpdateBatch] | None = None
     assignments = changes.assignments
     for state in candidates:
-        if state.key is None or id(state) in deleted_ids:
+        if state.key is None or (deleted_ids and id(state) in deleted_ids):
             continue
         mapper = state.mapper
         obj = state()
