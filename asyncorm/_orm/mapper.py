@@ -283,7 +283,10 @@ class Mapper:
             lines.extend(f"            del d[{key!r}]" for key in columns)
             lines.append("        except KeyError:")
             lines.extend(f"            d.pop({key!r}, None)" for key in columns)
-        lines.extend(f"        d.pop({key!r}, None)" for key in keys if key not in self.columns)
+        # Relationships are often not loaded: a membership test is cheaper than pop().
+        lines.extend(
+            f"        if {key!r} in d: del d[{key!r}]" for key in keys if key not in self.columns
+        )
         lines += [
             "        s.expired = expired",
             "        if s.committed is not None:",

@@ -49,7 +49,7 @@ class SessionTransaction:
         self.nested = parent is not None
         self.active = True
         self.savepoint: AsyncTransaction | None = None
-        self.inserted: dict[int, InstanceState] = {}  # pending -> persistent here
+        self.inserted: list[InstanceState] = []  # pending -> persistent here, each once
         self.deleted: dict[int, InstanceState] = {}  # persistent -> deleted here
         self.updated: dict[int, InstanceState] = {}  # UPDATEd here
 
@@ -438,7 +438,7 @@ class AsyncSession:
             await nested.savepoint.commit()
             nested.active = False
             parent = nested.parent
-            parent.inserted.update(nested.inserted)
+            parent.inserted.extend(nested.inserted)
             parent.deleted.update(nested.deleted)
             parent.updated.update(nested.updated)
             self._transaction = parent
@@ -534,7 +534,7 @@ class AsyncSession:
             if state() is not None:
                 state.session = self
                 self._identity_map.add(state)
-        for state in transaction.inserted.values():
+        for state in transaction.inserted:
             if state.session is not self:
                 continue  # expunged since: no longer this session's to restore
             # Became persistent inside the rolled-back transaction: transient again.
@@ -745,7 +745,7 @@ class AsyncSession:
                 (pk,) = record.returning
                 keys = record.returned
                 states.update(zip(keys, record.states, strict=True))
-                inserted.update(zip(map(id, record.states), record.states, strict=True))
+                inserted.extend(record.states)
                 for state, key in zip(record.states, keys, strict=True):
                     state.key = key
                     state_id = id(state)
@@ -760,7 +760,7 @@ class AsyncSession:
                 state.committed = None
                 del new[state_id]
                 states[key] = state
-                inserted[state_id] = state
+                inserted.append(state)
                 del pinned[state_id]
         updated = transaction.updated
         for state, values in outcome.updated:
