@@ -1,5 +1,6 @@
 """A mapper ties a class to its table: which attributes it has, its identity, and generated
-fast paths for constructing objects and loading them from rows."""
+fast paths for constructing objects, loading them from rows, reading the rows of new ones and
+expiring them."""
 
 from __future__ import annotations
 
