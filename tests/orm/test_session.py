@@ -461,6 +461,33 @@ async def test_failed_flush_leaves_objects_pending_and_requires_rollback(
     assert orm_engine.pool.status()["checked_out"] == 0
 
 
+async def test_failed_multirow_insert_writes_nothing_and_keeps_objects_pending(
+    orm_engine: AsyncEngine,
+) -> None:
+    """A value refused while binding a chunk of a many-row INSERT names its column; a row
+    the database refuses in a later chunk undoes the earlier chunks. Either way every object
+    stays pending and nothing is written."""
+    async with AsyncSession(orm_engine) as session:
+        tickets = [Ticket(title=f"t{i}", state="open") for i in range(600)]
+        tickets[450].title = "x" * 60  # String(50)
+        session.add_all(tickets)
+        with pytest.raises(sa_exc.DataError, match="60 characters"):
+            await session.flush()
+        assert all(asyncorm.inspect(t).pending and t.id is None for t in tickets)
+        await session.rollback()
+        # Given keys and a server default: multi-row INSERTs matched by key; 601 rows run
+        # as chunks of 256, 256, 64, 16, 8 and 1, the last one repeating the first key.
+        notes = [Note(id=i, title=f"n{i}") for i in range(1, 601)]
+        notes.append(Note(id=1, title="same key"))
+        session.add_all(notes)
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.flush()
+        assert all(asyncorm.inspect(n).pending and n.created is None for n in notes)
+        await session.rollback()
+        assert (await session.scalars(select(func.count()).select_from(Ticket))).one() == 0
+        assert (await session.scalars(select(func.count()).select_from(Note))).one() == 0
+
+
 async def test_wrong_type_is_rejected_before_sql(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         session.add(Note(title="t", score="not a number"))  # type: ignore[arg-type]
