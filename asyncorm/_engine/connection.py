@@ -502,12 +502,13 @@ class AsyncConnection:
         try:
             self._check_usable()
             engine = self._engine
+            listened = engine.dispatch.has("before_execute")
             positional = params.__class__ is Positional
-            if positional and engine.dispatch.has("before_execute"):
+            if positional and listened:
                 params, positional = params.as_dicts(), False  # listeners get the usual form
             many = len(params.rows) > 1 if positional else _check_params(params)
             assert not (commit and many), "a COMMIT rides on one parameter set only"
-            if engine.dispatch.has("before_execute"):
+            if listened:
                 await engine.dispatch.fire("before_execute", self, statement, params)
             statement = coerce_statement(statement)
             # Only INSERT/UPDATE shapes depend on the parameter names: skip sorting them

@@ -269,6 +269,7 @@ async def _insert_multirow(
     keys = batch.keys
     returning = tuple(dict.fromkeys([*mapper.pk_keys, *batch.returning]))
     pk_given = all(key in keys for key in mapper.pk_keys)
+    pk_positions = [keys.index(key) for key in mapper.pk_keys] if pk_given else []
     largest = max(1, min(MULTIROW_CHUNK, MAX_PARAMETERS // len(keys)))
     start = 0
     sizes = _chunk_sizes(len(rows), 1 << (largest.bit_length() - 1))
@@ -295,10 +296,9 @@ async def _insert_multirow(
         returned, _ = await execute(statement, Positional(names, values))
         ordered: list[Any]
         if pk_given:
-            npk = len(mapper.pk_keys)
-            positions = [keys.index(key) for key in mapper.pk_keys]
+            npk = len(pk_positions)
             by_key = {tuple(r[:npk]): r for r in returned}
-            ordered = [by_key[tuple(row[p] for p in positions)] for row in chunk]
+            ordered = [by_key[tuple(row[p] for p in pk_positions)] for row in chunk]
             if len(returning) == 1:
                 ordered = [row[0] for row in ordered]
         elif len(returning) == 1:  # the generated key alone, the usual case

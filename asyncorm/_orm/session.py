@@ -91,15 +91,12 @@ class SessionTransaction:
 def _with_relationships(states: list[InstanceState]) -> list[InstanceState]:
     """The states whose objects have a relationship loaded or set: the only ones whose
     relationships can cascade, set foreign keys or change links."""
-    if not states:
-        return []
-    if len(set(map(type, states))) == 1:  # one class, as a rule (a state class per mapper)
-        keys = states[0].mapper.relationship_keys
-        if not keys:
-            return []
-        return [state for state in states if not keys.isdisjoint(state().__dict__)]
     return [
-        state for state in states if not state.mapper.relationship_keys.isdisjoint(state().__dict__)
+        state
+        for mapper, group in group_by_mapper(states)
+        if (keys := mapper.relationship_keys)
+        for state in group
+        if not keys.isdisjoint(state().__dict__)
     ]
 
 
