@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from .._sql.elements import ColumnOperators
 from ..exc import UnloadedAttributeError
-from .state import NO_VALUE, STATE_ATTR, InstanceState, instance_state
+from .state import NO_VALUE, InstanceState, instance_state
 
 if TYPE_CHECKING:
     from .._sql.schema import Column
@@ -108,8 +108,9 @@ class InstrumentedAttribute(QueryableAttribute[_T]):
     def __set__(self, obj: object, value: _T) -> None:
         values = obj.__dict__
         key = self.key
-        state: InstanceState | None = values.get(STATE_ATTR)
-        if state is None:
+        try:
+            state: InstanceState = obj._asyncorm_state  # type: ignore[attr-defined]
+        except AttributeError:
             state = instance_state(obj)
         if state.key is not None:
             record_change(state, obj, key, values.get(key, NO_VALUE), value)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .._sql import operators as ops
 from ..exc import ArgumentError, InvalidRequestError
 from .mapper import Mapper, mapper_for_table
-from .state import NO_VALUE
+from .state import NO_VALUE, instance_state
 
 if TYPE_CHECKING:
     from .._engine.connection import AsyncConnection
@@ -66,7 +66,7 @@ async def execute_update_delete(
         if is_update:
             changed = [mapper.key_of_column(column) for column, _ in statement._values or ()]
             for obj in objects:
-                session._expire_attributes(obj.__dict__["_asyncorm_state"], changed, obj)
+                session._expire_attributes(instance_state(obj), changed, obj)
         else:
             _remove_deleted(session, objects)
         from .._engine.result import Result
@@ -87,11 +87,11 @@ async def execute_update_delete(
                 matched.append(obj)
         except _CannotEvaluate:
             # An expired attribute: the object's state is unknown, so expire it whole.
-            session._expire_states([obj.__dict__["_asyncorm_state"]])
+            session._expire_states([instance_state(obj)])
     if is_update:
         for obj in matched:
             values = obj.__dict__
-            state = values["_asyncorm_state"]
+            state = instance_state(obj)
             for key, compute in new_values.items():
                 value = compute(values)
                 values[key] = value
@@ -108,7 +108,7 @@ async def execute_update_delete(
 def _remove_deleted(session: AsyncSession, objects: list[Any]) -> None:
     transaction = session._transaction
     for obj in objects:
-        state = obj.__dict__["_asyncorm_state"]
+        state = instance_state(obj)
         session._deleted.pop(id(state), None)
         session._identity_map.discard(state)
         state.deleted = True

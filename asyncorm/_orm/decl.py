@@ -160,6 +160,12 @@ class DeclarativeBase:
     ``class Base(DeclarativeBase): pass`` (optionally with ``metadata = MetaData(...)``).
     """
 
+    # The object's ORM state sits in a slot, not in ``__dict__``: a ``__dict__`` holding
+    # only plain values is not tracked by the cyclic garbage collector, so each loaded
+    # object costs the collector two containers (itself and its state), not three.
+    # Subclasses get their ``__dict__`` and ``__weakref__`` as usual.
+    __slots__ = ("_asyncorm_state",)
+
     metadata: ClassVar[MetaData]
     __table__: ClassVar[Table]
     __tablename__: ClassVar[str]

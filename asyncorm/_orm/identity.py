@@ -89,14 +89,18 @@ class IdentityMap:
         return [obj for obj in (state() for state in self.states()) if obj is not None]
 
     def held_states(self) -> list[InstanceState]:
-        return [obj.__dict__[STATE_ATTR] for obj in self._held.values()]
+        return [getattr(obj, STATE_ATTR) for obj in self._held.values()]
 
-    def clear(self) -> None:
+    def detach_all(self) -> None:
+        """Forget every state, each now belonging to no session (what a close does)."""
         self._pinned.clear()
         self._held.clear()
-        # Emptied in place: row loaders bound to a result (a stream) keep writing into
-        # these very dictionaries.
+        # Runs at every close, over every loaded object, so no list of the states is built.
         for states in self._by_mapper.values():
+            for state in states.values():
+                state.session = None
+            # Emptied in place: row loaders bound to a result (a stream) keep writing into
+            # these very dictionaries.
             states.clear()
 
 

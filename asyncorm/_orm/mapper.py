@@ -331,7 +331,7 @@ class Mapper:
 
     def new_state(self, obj: object) -> InstanceState:
         state = new_state(obj, self)
-        obj.__dict__[STATE_ATTR] = state
+        obj._asyncorm_state = state  # type: ignore[attr-defined]
         return state
 
     def build_init(self) -> Callable[..., None]:
@@ -353,7 +353,7 @@ class Mapper:
         lines.append(f"    {p}state.key = {p}state.session = {p}state.committed = None")
         lines.append(f"    {p}state.expired = None")
         lines.append(f"    {p}state.deleted = False")
-        lines.append(f"    {p}values[{STATE_ATTR!r}] = {p}state")
+        lines.append(f"    {p}self.{STATE_ATTR} = {p}state")
         for name in self.columns:
             lines.append(f"    if {name} is not {p}NOT_GIVEN: {p}values[{name!r}] = {name}")
         for name in self.relationships:
@@ -433,7 +433,7 @@ class Mapper:
     state.committed = None
     state.expired = None
     state.deleted = False
-    values[STATE_ATTR] = state{assign}
+    obj.{STATE_ATTR} = state{assign}
     states[key] = state
     {{done}} obj{{then}}"""
         one = textwrap.indent(body.format(done="return", then=""), "    ")
@@ -465,7 +465,6 @@ def bind_in_place(identity_map, session, populate_existing):
             "State": self.state_class,
             "collected": _object_collected,
             "mapper": self,
-            "STATE_ATTR": STATE_ATTR,
         }
         _compile(source, namespace, f"{self.class_.__qualname__} row loader")
         return RowLoader(namespace["bind"], namespace["bind_in_place"])

@@ -14,7 +14,7 @@ from .attributes import QueryableAttribute, record_change
 from .collections import InstrumentedList
 from .decl import Mapped, MappedColumn
 from .mapper import Mapper, mapper_of_class
-from .state import NO_VALUE, STATE_ATTR, InstanceState, instance_state
+from .state import NO_VALUE, InstanceState, instance_state
 from .unitofwork import Deferred
 
 if TYPE_CHECKING:
@@ -669,8 +669,7 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         self.prop.ensure_configured()
         prop = self.prop
         values = obj.__dict__
-        if STATE_ATTR not in values:
-            instance_state(obj)
+        instance_state(obj)
         old = values.get(self.key, NO_VALUE)
         if not prop.uselist:
             if old is value:

@@ -195,7 +195,7 @@ class AsyncSession:
         return self._identity_map
 
     def __contains__(self, obj: object) -> bool:
-        state = obj.__dict__.get(STATE_ATTR) if hasattr(obj, "__dict__") else None
+        state = getattr(obj, STATE_ATTR, None)
         return state is not None and state.session is self and not state.deleted
 
     def __iter__(self) -> Any:
@@ -239,11 +239,9 @@ class AsyncSession:
         cascade_keys: frozenset[str] = frozenset()
         for instance in instances:
             try:
-                values = instance.__dict__
-                state = values[STATE_ATTR]
-            except (AttributeError, KeyError):
+                state = instance._asyncorm_state  # type: ignore[attr-defined]
+            except AttributeError:
                 state = instance_state(instance)  # made now, or the error for a non-entity
-                values = instance.__dict__
             if state.session is None and state.key is None and not state.deleted:
                 # Transient, the usual case: _attach's pending branch, inline.
                 state.session = self
@@ -255,7 +253,7 @@ class AsyncSession:
             mapper = state.mapper
             if mapper is not last_mapper:
                 last_mapper, cascade_keys = mapper, mapper.cascade_keys("save-update")
-            if not cascade_keys.isdisjoint(values):
+            if not cascade_keys.isdisjoint(instance.__dict__):
                 for related in mapper.cascade_iterator("save-update", instance):
                     self._attach(instance_state(related), related)
 
@@ -301,11 +299,11 @@ class AsyncSession:
                 self._detach(related_state)
 
     def expunge_all(self) -> None:
-        for state in [*self._new.values(), *self._identity_map.states()]:
+        for state in self._new.values():
             state.session = None
         self._new.clear()
         self._deleted.clear()
-        self._identity_map.clear()
+        self._identity_map.detach_all()
 
     def _detach(self, state: InstanceState) -> None:
         self._new.pop(id(state), None)
@@ -1123,5 +1121,5 @@ class _SessionBegin(Generic[_S]):
 
 
 def object_session(instance: object) -> AsyncSession | None:
-    state = instance.__dict__.get(STATE_ATTR)
+    state = getattr(instance, STATE_ATTR, None)
     return None if state is None else state.session

@@ -93,18 +93,16 @@ def new_state(obj: object, mapper: Mapper) -> InstanceState:
 def instance_state(obj: object) -> InstanceState:
     """The state of a mapped object, created on first need (e.g. a custom ``__init__``)."""
     try:
-        return obj.__dict__[STATE_ATTR]  # type: ignore[no-any-return]
-    except KeyError:
-        pass
+        return obj._asyncorm_state  # type: ignore[attr-defined,no-any-return]
     except AttributeError:
-        raise _not_mapped(obj) from None
+        pass
     from .mapper import mapper_of_class
 
     mapper = mapper_of_class(type(obj))
     if mapper is None:
         raise _not_mapped(obj)
     state = new_state(obj, mapper)
-    obj.__dict__[STATE_ATTR] = state
+    obj._asyncorm_state = state  # type: ignore[attr-defined]
     return state
 
 

@@ -22,7 +22,7 @@ from .relationships import (
     RelationshipAttribute,
     configure_mappers,
 )
-from .state import NO_VALUE, STATE_ATTR, InstanceState, instance_state
+from .state import NO_VALUE, instance_state
 
 if TYPE_CHECKING:
     from .._engine.result import Result
@@ -359,9 +359,7 @@ def _value(obj: Any, key: str) -> Any:
 
 def _set_loaded(obj: Any, relationship: Relationship[Any], value: Any) -> None:
     values = obj.__dict__
-    state: InstanceState | None = values.get(STATE_ATTR)
-    if state is None:
-        state = instance_state(obj)
+    state = instance_state(obj)
     if state.committed and relationship.key in state.committed:
         return  # unflushed changes to this relationship win over the database's view
     values[relationship.key] = value

@@ -62,9 +62,10 @@ def test_repr_shows_loaded_values_only() -> None:
     assert repr(user) == "User(fullname='John Doe')"
 
 
-def test_state_lives_in_one_slot() -> None:
+def test_state_lives_in_a_slot_not_in_dict() -> None:
     note = Note(title="t")
-    assert set(vars(note)) == {"_asyncorm_state", "title"}
+    assert set(vars(note)) == {"title"}
+    assert asyncorm.inspect(note).transient
 
 
 def test_declarative_base_factory_and_mapped_column_name() -> None:

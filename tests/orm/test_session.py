@@ -392,6 +392,25 @@ async def test_identity_map_is_weak(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 49
 
 
+async def test_objects_keep_their_state_out_of_their_dict(orm_engine: AsyncEngine) -> None:
+    # A __dict__ of plain values is not tracked by the cyclic collector: each object
+    # costs it two containers (itself and its state), however it came to be.
+    async with AsyncSession(orm_engine) as session:
+        created = User(fullname="made")
+        session.add(created)
+        await session.commit()
+        await session.refresh(created)
+        loaded = await session.execute(select(User).execution_options(populate_existing=True))
+        (user,) = loaded.scalars().all()
+        assert user is created and asyncorm.inspect(user).persistent
+        assert vars(user) == {"id": user.id, "fullname": "made"}
+        assert not gc.is_tracked(vars(user))
+    async with AsyncSession(orm_engine) as session:
+        fresh = await session.get(User, created.id)
+        assert fresh is not None and vars(fresh) == {"id": created.id, "fullname": "made"}
+        assert not gc.is_tracked(vars(fresh)) and asyncorm.inspect(fresh).persistent
+
+
 async def test_object_marked_for_deletion_stays_pinned_when_expired(
     orm_engine: AsyncEngine,
 ) -> None:
