@@ -55,9 +55,10 @@ class Positional:
     def __init__(self, names: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             raise exc.ArgumentError("execute() got an empty list of parameter sets")
-        for row in rows:
-            if len(row) != len(names):
-                raise exc.ArgumentError(f"{len(row)} values given for {len(names)} parameter names")
+        lengths = set(map(len, rows))  # checked without a loop in Python: rows may be many
+        if lengths != {len(names)}:
+            wrong = min(lengths - {len(names)})
+            raise exc.ArgumentError(f"{wrong} values given for {len(names)} parameter names")
         self.names = names
         self.rows = rows
 

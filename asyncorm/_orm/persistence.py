@@ -315,7 +315,7 @@ def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
 
 async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
-    statement, set_names, pk_names = _statement(
+    statement, set_names, pk_names, names = _statement(
         mapper,
         ("update", batch.keys),
         lambda: (
@@ -324,28 +324,27 @@ async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome)
             .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys}),
             [(f"_set_{key}", key) for key in batch.keys],
             [f"_pk_{key}" for key in mapper.pk_keys],
+            # every parameter, in the statement's order (SET, then WHERE)
+            (*(f"_set_{key}" for key in batch.keys), *(f"_pk_{k}" for k in mapper.pk_keys)),
         ),
     )
     params: list[dict[str, Any]] = []
     if not batch.deferred and len(pk_names) == 1:
-        # The common case: plain values of persistent rows, found by a one-column key.
-        pk_name = pk_names[0]
-        if len(set_names) == 1:  # one changed column, the common case: no comprehension
-            ((set_name, key),) = set_names
-            params = [
-                {set_name: row[key], pk_name: identity}
-                for row, identity in zip(batch.rows, batch.identities, strict=True)
-            ]
+        # The common case: plain values of persistent rows, found by a one-column key,
+        # passed by position (no parameter dict per row).
+        pairs = zip(batch.rows, batch.identities, strict=True)
+        rows: list[tuple[Any, ...]]
+        if len(set_names) == 1:  # one changed column, the common case
+            ((_, key),) = set_names
+            rows = [(row[key], identity) for row, identity in pairs]
         else:
-            for row, identity in zip(batch.rows, batch.identities, strict=True):
-                param = {name: row[key] for name, key in set_names}
-                param[pk_name] = identity
-                params.append(param)
+            keys = batch.keys
+            rows = [(*[row[key] for key in keys], identity) for row, identity in pairs]
         if not mapper.onupdate_columns and mapper.pk_key_set.isdisjoint(batch.keys):
             outcome.updated_in_place.extend(batch.states)
         else:
             outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
-        await execute(statement, params[0] if len(params) == 1 else params)
+        await execute(statement, Positional(names, rows))
         return
     resolve = outcome.resolve
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
