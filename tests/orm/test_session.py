@@ -13,10 +13,14 @@ import asyncorm
 from asyncorm import (
     AsyncEngine,
     AsyncSession,
+    DeclarativeBase,
+    Mapped,
+    String,
     async_sessionmaker,
     delete,
     func,
     insert,
+    mapped_column,
     select,
     text,
     update,
@@ -409,6 +413,58 @@ async def test_objects_keep_their_state_out_of_their_dict(orm_engine: AsyncEngin
         fresh = await session.get(User, created.id)
         assert fresh is not None and vars(fresh) == {"id": created.id, "fullname": "made"}
         assert not gc.is_tracked(vars(fresh)) and asyncorm.inspect(fresh).persistent
+
+
+async def test_every_way_of_writing_an_attribute_is_tracked(orm_engine: AsyncEngine) -> None:
+    # Assignment, setattr(), augmented assignment and del all record the change.
+    async with AsyncSession(orm_engine) as session:
+        session.add(Note(title="t", body="b", score=1.5))
+        await session.commit()
+        note = await session.scalar(select(Note))
+        assert note is not None and (note.title, note.body, note.score) == ("t", "b", 1.5)
+        setattr(note, "title", "by setattr")  # noqa: B010  (the path setattr() takes)
+        del note.body  # a deleted column is stored as NULL
+        note.score += 1
+        note.scratch = "a plain attribute"  # type: ignore[attr-defined]
+        assert asyncorm.inspect(note).attrs["body"].history.deleted == ("b",)
+        assert note in session.dirty
+        await session.commit()
+        assert note.scratch == "a plain attribute"  # type: ignore[attr-defined]
+        del note.scratch  # type: ignore[attr-defined]
+        assert not hasattr(note, "scratch")
+        stored = (await session.execute(select(Note.title, Note.body, Note.score))).one()
+        assert tuple(stored) == ("by setattr", None, 2.5)
+
+
+async def test_a_class_setattr_that_calls_super_keeps_changes_tracked(
+    orm_engine: AsyncEngine,
+) -> None:
+    class LocalBase(DeclarativeBase):
+        pass
+
+    class Shout(LocalBase):
+        __tablename__ = "shouts"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        word: Mapped[str] = mapped_column(String(50))
+
+        def __setattr__(self, key: str, value: object) -> None:
+            if key == "word" and isinstance(value, str):
+                value = value.upper()
+            super().__setattr__(key, value)
+
+    await LocalBase.metadata.create_all(orm_engine)
+    try:
+        async with AsyncSession(orm_engine) as session:
+            session.add(Shout(word="HELLO"))
+            await session.commit()
+            shout = await session.scalar(select(Shout))
+            assert shout is not None
+            shout.word = "quiet"
+            assert shout.word == "QUIET" and shout in session.dirty
+            await session.commit()
+            assert await session.scalar(select(Shout.word)) == "QUIET"
+    finally:
+        await LocalBase.metadata.drop_all(orm_engine)
 
 
 async def test_object_marked_for_deletion_stays_pinned_when_expired(
