@@ -3,10 +3,12 @@
 An ``InstanceState`` *is* the weak reference to its object: one small slotted object per
 instance serves as the state, the identity map's weak handle, and (through its callback) the
 hook that drops a garbage-collected object from its session. The object holds its state
-strongly in a single ``__dict__`` slot, ``_asyncorm_state``; attribute values live in the
-object's own ``__dict__`` under their attribute names, so reading a loaded attribute is one
-dictionary lookup. Nothing here refers to the object strongly: the session pins objects it
-has unflushed work for (``IdentityMap.pin``), and the mapper is an attribute of the class.
+strongly in the ``_asyncorm_state`` slot that ``DeclarativeBase`` declares; attribute values
+live in the object's own ``__dict__`` under their attribute names, so reading a loaded
+attribute is one dictionary lookup, and a ``__dict__`` of plain values stays out of the
+cyclic collector's sight. Nothing here refers to the object strongly: the session pins
+objects it has unflushed work for (``IdentityMap.pin``), and the mapper is an attribute of
+the class.
 """
 
 from __future__ import annotations
