@@ -69,10 +69,19 @@ class IdentityMap:
         self._held.pop(id(state), None)
 
     def discard(self, state: InstanceState) -> None:
-        self.discard_collected(state)
-        state_id = id(state)
-        self._held.pop(state_id, None)
-        self._pinned.pop(state_id, None)
+        self.discard_all((state,))
+
+    def discard_all(self, states: Iterable[InstanceState]) -> None:
+        """Forget the states (the rows a flush deleted, say). Entries go before the pins, so
+        an object dying as its pin goes finds nothing left to drop."""
+        by_mapper, held, pinned = self._by_mapper, self._held, self._pinned
+        for state in states:
+            entries = by_mapper.get(state.mapper)
+            if entries is not None and entries.get(state.key) is state:
+                del entries[state.key]
+            state_id = id(state)
+            held.pop(state_id, None)
+            pinned.pop(state_id, None)
 
     def discard_collected(self, state: InstanceState) -> None:
         # Also the weakref callback: the object is gone, so only its entry is left to drop.

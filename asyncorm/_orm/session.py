@@ -771,11 +771,14 @@ class AsyncSession:
             updated[id(state)] = state
         for state in outcome.updated_in_place:
             updated[id(state)] = state
-        for state in outcome.deleted:
-            del self._deleted[id(state)]
-            identity_map.discard(state)
-            state.deleted = True
-            transaction.deleted[id(state)] = state
+        if outcome.deleted:
+            deleted, gone = self._deleted, transaction.deleted
+            for state in outcome.deleted:
+                state_id = id(state)
+                del deleted[state_id]
+                state.deleted = True
+                gone[state_id] = state
+            identity_map.discard_all(outcome.deleted)
         self._clear_changes(changes)
 
     # -- expiry and refresh ----------------------------------------------------------------
