@@ -163,7 +163,8 @@ class DeclarativeBase:
     # The object's ORM state sits in a slot, not in ``__dict__``: a ``__dict__`` holding
     # only plain values is not tracked by the cyclic garbage collector, so each loaded
     # object costs the collector two containers (itself and its state), not three.
-    # Subclasses get their ``__dict__`` and ``__weakref__`` as usual.
+    # Subclasses get their ``__dict__`` and ``__weakref__`` as usual; a mixin may declare
+    # ``__slots__ = ()`` but no slots of its own (Python allows one slotted base).
     __slots__ = ("_asyncorm_state",)
 
     metadata: ClassVar[MetaData]

@@ -146,6 +146,34 @@ def test_table_args_naming_convention_and_mixins() -> None:
     assert Login(account_id=1, created_by="me").created_by == "me"
 
 
+def test_mixins_with_empty_slots_map_and_slotted_ones_are_refused() -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Greeting:
+        __slots__ = ()
+
+        def greet(self) -> str:
+            return f"hello {self.name}"  # type: ignore[attr-defined]
+
+    class Person(Greeting, Base):
+        __tablename__ = "people"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str]
+
+    assert Person(name="ann").greet() == "hello ann"
+
+    class Cached:
+        __slots__ = ("cache",)
+
+    # The object's state takes DeclarativeBase's slot; Python allows one slotted base.
+    with pytest.raises(TypeError, match="lay-out conflict"):
+
+        class Widget(Cached, Base):
+            __tablename__ = "widgets"
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+
 def test_abstract_base_and_inheritance_refused() -> None:
     class Base(DeclarativeBase):
         pass
