@@ -313,32 +313,35 @@ def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
     return and_(*(mapper.columns[key] == bindparam(f"_pk_{key}") for key in mapper.pk_keys))
 
 
+def _update_statement(batch: UpdateBatch) -> Any:
+    """The UPDATE of ``batch``'s columns by primary key, with its parameter names: the SET
+    ones paired with their keys, the key ones, and all of them in the statement's order."""
+    mapper = batch.mapper
+    set_names = [(f"_set_{key}", key) for key in batch.keys]
+    pk_names = [f"_pk_{key}" for key in mapper.pk_keys]
+    statement = (
+        update(mapper.table)
+        .where(_pk_criteria(batch))
+        .values({mapper.columns[key]: bindparam(name) for name, key in set_names})
+    )
+    return statement, set_names, pk_names, (*(name for name, _ in set_names), *pk_names)
+
+
 async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
     statement, set_names, pk_names, names = _statement(
-        mapper,
-        ("update", batch.keys),
-        lambda: (
-            update(mapper.table)
-            .where(_pk_criteria(batch))
-            .values({mapper.columns[key]: bindparam(f"_set_{key}") for key in batch.keys}),
-            [(f"_set_{key}", key) for key in batch.keys],
-            [f"_pk_{key}" for key in mapper.pk_keys],
-            # every parameter, in the statement's order (SET, then WHERE)
-            (*(f"_set_{key}" for key in batch.keys), *(f"_pk_{k}" for k in mapper.pk_keys)),
-        ),
+        mapper, ("update", batch.keys), lambda: _update_statement(batch)
     )
-    params: list[dict[str, Any]] = []
     if not batch.deferred and len(pk_names) == 1:
         # The common case: plain values of persistent rows, found by a one-column key,
         # passed by position (no parameter dict per row).
         pairs = zip(batch.rows, batch.identities, strict=True)
+        keys = batch.keys
         rows: list[tuple[Any, ...]]
-        if len(set_names) == 1:  # one changed column, the common case
-            ((_, key),) = set_names
+        if len(keys) == 1:  # one changed column, the common case
+            (key,) = keys
             rows = [(row[key], identity) for row, identity in pairs]
         else:
-            keys = batch.keys
             rows = [(*[row[key] for key in keys], identity) for row, identity in pairs]
         if not mapper.onupdate_columns and mapper.pk_key_set.isdisjoint(batch.keys):
             outcome.updated_in_place.extend(batch.states)
@@ -346,6 +349,7 @@ async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome)
             outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
         await execute(statement, Positional(names, rows))
         return
+    params: list[dict[str, Any]] = []
     resolve = outcome.resolve
     for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
         resolved = outcome.resolve_row(row)
