@@ -131,6 +131,24 @@ async def test_update_marks_dirty_and_only_changed_columns(orm_engine: AsyncEngi
         assert fresh is not None and fresh.title == "changed" and fresh.body == "b"
 
 
+async def test_many_objects_changing_several_columns_each_keep_their_own_values(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([Note(title=f"t{i}", body=f"b{i}", score=float(i)) for i in range(40)])
+        await session.commit()
+        notes = (await session.scalars(select(Note).order_by(Note.id))).all()
+        for note in notes:  # one batch: the same two columns, a value per row
+            note.title = note.title.upper()
+            note.score += 0.5
+        notes[0].body = None  # another batch: three columns
+        await session.commit()
+        rows = await session.execute(select(Note.title, Note.body, Note.score).order_by(Note.id))
+        assert [tuple(row) for row in rows] == [
+            (f"T{i}", None if i == 0 else f"b{i}", i + 0.5) for i in range(40)
+        ]
+
+
 async def test_value_set_back_is_not_dirty(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         session.add(User(fullname="x"))
