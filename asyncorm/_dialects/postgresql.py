@@ -21,13 +21,14 @@ import datetime
 import decimal
 import enum
 import uuid
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .._sql import types as sqltypes
-from .._sql.compiler import BindSlot, SQLCompiler
+from .._sql.compiler import BindSlot, KeyedUpdate, SQLCompiler
 from .._sql.elements import BinaryExpression, BindParameter
 from .._sql.types import InvalidValue, Processor, inline_check, set_inline_check
-from .base import Dialect
+from .base import Dialect, JoinedUpdate
 
 __all__ = ["PGCompiler", "PGDialect"]
 
@@ -167,6 +168,39 @@ class PGCompiler(SQLCompiler):
         return "JSONB"
 
 
+class _UnnestUpdate(JoinedUpdate):
+    """``UPDATE t SET a = v.p0 FROM unnest($1::INTEGER[], $2::BIGINT[]) AS v(p0, p1)
+    WHERE t.id = v.p1``: one array parameter per column, so one SQL text (and one prepared
+    statement) for any number of rows."""
+
+    __slots__ = ("_sql",)
+
+    def __init__(self, keyed: KeyedUpdate, compiler: PGCompiler) -> None:
+        super().__init__(keyed)
+        columns = (*keyed.assignments, *keyed.keys)
+        alias = "v_" if keyed.name == "v" else "v"
+        arrays = ", ".join(
+            f"${n}::{compiler.cast_name(column.type)}[]" for n, column in enumerate(columns, 1)
+        )
+        names = ", ".join(f"p{n}" for n in range(len(columns)))
+        sets = ", ".join(
+            f"{compiler.quote(column.name)} = {alias}.p{n}"
+            for n, column in enumerate(keyed.assignments)
+        )
+        first_key = len(keyed.assignments)
+        where = " AND ".join(
+            f"{keyed.name}.{compiler.quote(column.name)} = {alias}.p{n}"
+            for n, column in enumerate(keyed.keys, first_key)
+        )
+        self._sql = (
+            f"UPDATE {keyed.table} SET {sets} FROM unnest({arrays}) AS {alias}({names}) "
+            f"WHERE {where}"
+        )
+
+    def _join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
+        return self._sql, [list(zip(*arg_rows, strict=True))]
+
+
 class PGDialect(Dialect):
     """PostgreSQL through asyncpg."""
 
@@ -182,6 +216,10 @@ class PGDialect(Dialect):
 
             return enum_member
         return None
+
+    def joined_update(self, keyed: KeyedUpdate, compiler: SQLCompiler) -> JoinedUpdate | None:
+        assert isinstance(compiler, PGCompiler)
+        return _UnnestUpdate(keyed, compiler)
 
     def variant_token(self, slot: BindSlot, value: Any) -> Any:
         return _value_cast(value)

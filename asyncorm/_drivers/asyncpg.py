@@ -201,6 +201,8 @@ class AsyncpgConnection:
     async def execute_many(
         self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
     ) -> ExecResult:
+        if len(arg_rows) == 1:  # one execution reports its row count; executemany does not
+            return await self.execute(sql, arg_rows[0])
         try:
             statement, keys = await self._prepare(sql)
             if returning:

@@ -46,13 +46,25 @@ if TYPE_CHECKING:
     from .schema import Column, ColumnDefault, Index, Table
     from .selectable import Exists, Join, ScalarSelect
 
-__all__ = ["BindSlot", "IdentifierPreparer", "SQLCompiler", "compile_for_display"]
+__all__ = ["BindSlot", "IdentifierPreparer", "KeyedUpdate", "SQLCompiler", "compile_for_display"]
 
 Processor = Callable[[Any], Any]
 
 # Marks a placeholder whose final text depends on the value (an expanding IN list on
 # SQLite, a value-typed parameter on PostgreSQL); ``Compiled`` fills it in at bind time.
 VARIANT_MARK = "\x00"
+
+
+class KeyedUpdate(NamedTuple):
+    """An UPDATE whose every value is one parameter, of rows found by key columns equal to
+    parameters: ``UPDATE t SET a = :a, b = :b WHERE id = :id``. Its slots are the SET
+    values in ``assignments`` order, then the keys in ``keys`` order. A dialect may run many
+    parameter sets of it as one statement that joins the table to the rows of values."""
+
+    table: str  # as rendered after UPDATE (schema-qualified)
+    name: str  # what columns are qualified with
+    assignments: tuple[Column[Any], ...]
+    keys: tuple[Column[Any], ...]
 
 
 class BindSlot(NamedTuple):
@@ -312,6 +324,8 @@ class SQLCompiler:
         # (column key, statement bind position) of the values an INSERT/UPDATE sets, so a
         # default taking a context sees them in ``current_parameters``.
         self.context_values: list[tuple[str, int]] = []
+        #: set for an UPDATE of the ``KeyedUpdate`` shape
+        self.keyed_update: KeyedUpdate | None = None
         self.sql = self.process(statement, toplevel=True)
 
     # --- hooks the dialects override ----------------------------------------------------
@@ -844,28 +858,73 @@ class SQLCompiler:
                     f"UPDATE {table.name} has nothing to set: call .values() or pass the "
                     "new column values as parameters"
                 )
-            text = "UPDATE " + self._table_name(table) + " SET " + ", ".join(assignments)
+            sets = ", ".join(self.quote(c.name) + " = " + sql for c, sql, _ in assignments)
+            text = "UPDATE " + self._table_name(table) + " SET " + sets
             if update._where_criteria:
                 text += " WHERE " + self.process(and_(*update._where_criteria))
             text += self._returning(update)
         finally:
             self._select_stack.pop()
+        self.keyed_update = self._keyed_update(update, assignments)
         return text
 
-    def _update_assignments(self, update: Update) -> list[str]:
+    def _keyed_update(
+        self, update: Update, assignments: list[tuple[Column[Any], str, bool]]
+    ) -> KeyedUpdate | None:
+        """The statement as a ``KeyedUpdate``, or None when it is not of that shape."""
+        if update._returning or self.has_variants or not all(one for _, _, one in assignments):
+            return None
+        terms: list[Any] = []
+        for criterion in update._where_criteria:
+            if isinstance(criterion, BooleanClauseList) and criterion.operator is ops.AND:
+                terms.extend(criterion.clauses)
+            else:
+                terms.append(criterion)
         table = update.table
-        assignments: list[str] = []
+        keys: list[Column[Any]] = []
+        for term in terms:
+            if not isinstance(term, BinaryExpression) or term.operator is not ops.EQ:
+                return None
+            column, value = term.left, term.right
+            if isinstance(column, BindParameter):
+                column, value = value, column
+            if not (
+                getattr(column, "table", None) is table
+                and isinstance(value, BindParameter)
+                and not value.expanding
+                # Keys whose equality in Python is equality in SQL, so that unique keys
+                # find distinct rows.
+                and isinstance(column.type, sqltypes.Integer | sqltypes.String | sqltypes.Uuid)
+            ):
+                return None
+            keys.append(column)  # type: ignore[arg-type]
+        columns = [column for column, _, _ in assignments]
+        if (
+            not keys
+            or len(self.slots) != len(columns) + len(keys)
+            or not {id(c) for c in keys}.isdisjoint(map(id, columns))
+        ):
+            return None
+        return KeyedUpdate(self._table_name(table), self.quote(table.name), (*columns,), (*keys,))
+
+    def _update_assignments(self, update: Update) -> list[tuple[Column[Any], str, bool]]:
+        """``(column, value SQL, whether the value is one parameter)`` per SET column."""
+        table = update.table
+        assignments: list[tuple[Column[Any], str, bool]] = []
         if update._values is not None:
             given = dict(update._values)
             for column in table.c:
                 if column in given:
-                    value = self.process(given[column])
-                    self._note_context_value(column, given[column])
+                    element = given[column]
+                    value = self.process(element)
+                    self._note_context_value(column, element)
+                    one = isinstance(element, BindParameter) and not element.expanding
                 elif column.onupdate is not None:
                     value = self._default_value(column, column.onupdate)
+                    one = not column.onupdate.is_clause_element
                 else:
                     continue
-                assignments.append(self.quote(column.name) + " = " + value)
+                assignments.append((column, value, one))
             return assignments
         # Parameters named like a bindparam() of the WHERE clause feed that parameter;
         # the others are new column values.
@@ -881,11 +940,13 @@ class SQLCompiler:
         for column in table.c:
             if column.key in keys:
                 value = self._parameter_value(column, None)
+                one = True
             elif column.onupdate is not None:
                 value = self._default_value(column, column.onupdate)
+                one = not column.onupdate.is_clause_element
             else:
                 continue
-            assignments.append(self.quote(column.name) + " = " + value)
+            assignments.append((column, value, one))
         return assignments
 
     def visit_delete(self, delete: Delete, **kw: Any) -> str:

@@ -107,6 +107,12 @@ async def test_execute_many(conn: DriverConnection) -> None:
     assert [tuple(r) for r in outcome.rows or []] == [(10,), (11,)]
     assert outcome.keys == ("id",)
     assert outcome.rowcount == 2
+    # One parameter set is one execution, which reports its count on both drivers.
+    update_sql = "UPDATE items SET qty = 2 WHERE qty = " + (
+        "?" if conn.dialect_name == "sqlite" else "$1"
+    )
+    outcome = await conn.execute_many(update_sql, [[1]], returning=False)
+    assert outcome.rowcount == 3  # items 1, 10 and 11
 
 
 async def test_transactions_and_savepoints(conn: DriverConnection) -> None:
