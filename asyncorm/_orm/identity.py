@@ -83,14 +83,6 @@ class IdentityMap:
             held.pop(state_id, None)
             pinned.pop(state_id, None)
 
-    def discard_collected(self, state: InstanceState) -> None:
-        # Also the weakref callback: the object is gone, so only its entry is left to drop.
-        key = state.key
-        if key is not None:
-            states = self._by_mapper.get(state.mapper)
-            if states is not None and states.get(key) is state:
-                del states[key]
-
     def states(self) -> list[InstanceState]:
         return [state for states in self._by_mapper.values() for state in states.values()]
 

@@ -51,7 +51,7 @@ class SessionTransaction:
         self.savepoint: AsyncTransaction | None = None
         self.inserted: list[InstanceState] = []  # pending -> persistent here, each once
         self.deleted: dict[int, InstanceState] = {}  # persistent -> deleted here
-        self.updated: dict[int, InstanceState] = {}  # UPDATEd here
+        self.updated: dict[int, InstanceState] = {}  # UPDATEd here (kept for SAVEPOINTs only)
 
     # ``async with session.begin():`` / ``await session.begin()``
     def __await__(self) -> Any:
@@ -757,7 +757,6 @@ class AsyncSession:
                 states[key] = state
                 inserted.append(state)
                 del pinned[state_id]
-        updated = transaction.updated
         for state, values in outcome.updated:
             obj = state()
             if obj is not None:
@@ -768,9 +767,11 @@ class AsyncSession:
                         identity_map.discard(state)
                         state.key = new_key
                         identity_map.add(state)
-            updated[id(state)] = state
-        for state in outcome.updated_in_place:
-            updated[id(state)] = state
+        if transaction.nested:
+            # Only a SAVEPOINT's rollback reads them: a root rollback expires everything.
+            updated = transaction.updated
+            updated.update((id(state), state) for state, _ in outcome.updated)
+            updated.update((id(state), state) for state in outcome.updated_in_place)
         if outcome.deleted:
             deleted, gone = self._deleted, transaction.deleted
             for state in outcome.deleted:

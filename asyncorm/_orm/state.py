@@ -40,9 +40,15 @@ NO_VALUE: Final = _NoValue()
 
 
 def _object_collected(state: InstanceState) -> None:
+    """The weakref callback: the object is gone, so only its identity-map entry is left to
+    drop. It runs for every object that dies in a session (W4 and W7 let 2,000 go at
+    once), so the map's dictionary is reached directly, in this one call."""
     session = state.session
-    if session is not None:
-        session._identity_map.discard_collected(state)
+    key = state.key
+    if session is not None and key is not None:
+        entries = session._identity_map._by_mapper.get(state.mapper)
+        if entries is not None and entries.get(key) is state:
+            del entries[key]
 
 
 class InstanceState(weakref.ref):  # type: ignore[type-arg]

@@ -532,6 +532,31 @@ async def test_begin_nested_rollback_restores_only_its_objects(orm_engine: Async
         assert names == ["outer", "kept savepoint"]
 
 
+async def test_rolling_back_a_savepoint_expires_what_it_updated(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        before, inside, deeper = User(fullname="before"), User(fullname="in"), User(fullname="deep")
+        session.add_all([before, inside, deeper])
+        await session.commit()
+        before.fullname = "changed before"
+        await session.flush()
+        nested = await session.begin_nested()
+        inside.fullname = "changed in"
+        async with session.begin_nested():  # released into ``nested``, with its update
+            deeper.fullname = "changed deep"
+        await session.flush()
+        await nested.rollback()
+        assert before.fullname == "changed before"  # updated before the savepoint
+        for user in (inside, deeper):
+            with pytest.raises(sa_exc.UnloadedAttributeError, match="expired"):
+                user.fullname  # noqa: B018
+            await session.refresh(user)
+        assert (inside.fullname, deeper.fullname) == ("in", "deep")
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        names = (await session.scalars(select(User.fullname).order_by(User.id))).all()
+        assert names == ["changed before", "in", "deep"]
+
+
 async def test_failed_flush_leaves_objects_pending_and_requires_rollback(
     orm_engine: AsyncEngine,
 ) -> None:
