@@ -168,6 +168,24 @@ class PGCompiler(SQLCompiler):
         return "JSONB"
 
 
+# The types whose arrays assign to a column as their single values do. Left out: JSON and
+# Enum, which a table made elsewhere may store as ``json`` (a ``jsonb`` array would reorder
+# its keys) or as a native enum (no cast from ``VARCHAR``), where a plain parameter takes
+# the column's own type.
+_UNNEST_TYPES = (
+    sqltypes.Integer,
+    sqltypes.Float,
+    sqltypes.Numeric,
+    sqltypes.String,
+    sqltypes.Boolean,
+    sqltypes.Date,
+    sqltypes.DateTime,
+    sqltypes.Time,
+    sqltypes.LargeBinary,
+    sqltypes.Uuid,
+)
+
+
 class _UnnestUpdate(JoinedUpdate):
     """``UPDATE t SET a = v.p0 FROM unnest($1::INTEGER[], $2::BIGINT[]) AS v(p0, p1)
     WHERE t.id = v.p1``: one array parameter per column, so one SQL text (and one prepared
@@ -219,6 +237,8 @@ class PGDialect(Dialect):
 
     def joined_update(self, keyed: KeyedUpdate, compiler: SQLCompiler) -> JoinedUpdate | None:
         assert isinstance(compiler, PGCompiler)
+        if not all(isinstance(c.type, _UNNEST_TYPES) for c in keyed.assignments):
+            return None
         return _UnnestUpdate(keyed, compiler)
 
     def variant_token(self, slot: BindSlot, value: Any) -> Any:

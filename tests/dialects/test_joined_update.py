@@ -30,6 +30,7 @@ from asyncorm import (
     bindparam,
     or_,
     select,
+    text,
     update,
 )
 from asyncorm._dialects.base import JoinedUpdate
@@ -126,15 +127,19 @@ async def test_every_row_gets_its_own_values(
         assert result.rowcount == count
 
 
-async def test_values_of_every_type_and_null(engine: AsyncEngine) -> None:
+PLAIN_TYPES = ("name", "seen", "day", "price", "flag", "ident")
+
+
+@pytest.mark.parametrize("keys", [PLAIN_TYPES, ("doc", "mood", "name")], ids=["plain", "json-enum"])
+async def test_values_of_every_type_and_null(
+    engine: AsyncEngine, db: Database, caplog: pytest.LogCaptureFixture, keys: tuple[str, ...]
+) -> None:
     await fill(engine, MANY)
-    statement = BY_KEY.values(
-        {column: bindparam(column.key) for column in things.c if column.key not in ("id", "hits")}
-    )
+    caplog.clear()
+    statement = BY_KEY.values({things.c[key]: bindparam(key) for key in keys})
     start = datetime.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=datetime.UTC)
-    rows: list[dict[str, Any]] = [
+    every: list[dict[str, Any]] = [
         {
-            "key": i,
             "name": f"é{i}",
             "seen": start + datetime.timedelta(seconds=i),
             "day": datetime.date(2024, 1, 1) + datetime.timedelta(days=i),
@@ -146,10 +151,10 @@ async def test_values_of_every_type_and_null(engine: AsyncEngine) -> None:
         }
         for i in range(1, MANY + 1)
     ]
+    rows = [{"key": i, **{key: values[key] for key in keys}} for i, values in enumerate(every, 1)]
     rows[10] = dict.fromkeys(rows[10]) | {"key": 11}
     async with engine.begin() as conn:
-        result = await conn.execute(statement, rows)
-    assert result.rowcount == MANY
+        await conn.execute(statement, rows)
     async with engine.connect() as conn:
         stored = (await conn.execute(select(things).order_by(things.c.id))).mappings().all()
     for row, values in zip(stored, rows, strict=True):
@@ -158,6 +163,10 @@ async def test_values_of_every_type_and_null(engine: AsyncEngine) -> None:
             if key != "key":
                 assert row[key] == value, key
         assert row["hits"] == 7  # the Python onupdate default, for every row
+    # On PostgreSQL, JSON and Enum values go as plain parameters, which take the column's
+    # own type (a table made elsewhere may hold them as json, or as a native enum).
+    joined = db.is_sqlite or keys == PLAIN_TYPES
+    assert [" FROM " in sql for sql in updates_sent(caplog)] == [joined]
 
 
 async def test_duplicate_keys_run_one_by_one(
@@ -277,3 +286,19 @@ def test_statements_that_are_not_joined(dialect: Any, statement: Any) -> None:
     compiled = dialect.compile(statement, names)
     assert compiled._joined is None
     assert dialect.compile(RENAME, ["key", "name"])._joined is not None
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # SQLite has no native enums
+async def test_a_native_enum_column_made_elsewhere(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TYPE mood AS ENUM ('CALM', 'CROSS')"))
+        await conn.execute(text("CREATE TABLE moods (id INTEGER PRIMARY KEY, mood mood)"))
+    moods = Table(
+        "moods", MetaData(), Column("id", Integer, primary_key=True), Column("mood", Enum(Mood))
+    )
+    statement = update(moods).where(moods.c.id == bindparam("key")).values(mood=bindparam("m"))
+    async with engine.begin() as conn:
+        await conn.execute(moods.insert(), [{"id": i, "mood": Mood.CALM} for i in range(100)])
+        await conn.execute(statement, [{"key": i, "m": Mood.CROSS} for i in range(50)])
+        stored = (await conn.execute(select(moods.c.mood).order_by(moods.c.id))).scalars()
+        assert stored.all() == [Mood.CROSS] * 50 + [Mood.CALM] * 50
