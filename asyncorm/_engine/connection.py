@@ -98,12 +98,33 @@ def _check_params(params: Any) -> bool:
     )
 
 
+LOGGED_ITEMS = 10
+"""Parameter sets, values per set, and elements per list value that echo logs."""
+
+
 def _format_params(params: object) -> str:
+    """The parameters for the log, cut to ``LOGGED_ITEMS`` at every level: an executemany
+    of 10,000 rows, a joined UPDATE's arrays or a long IN list stay one short line."""
     if isinstance(params, list | tuple) and params and isinstance(params[0], list | tuple):
-        shown = ", ".join(repr(tuple(row)) for row in params[:10])
-        more = f" ... {len(params)} parameter sets in total" if len(params) > 10 else ""
+        shown = ", ".join(_format_values(row) for row in params[:LOGGED_ITEMS])
+        more = f" ... {len(params)} parameter sets in total" if len(params) > LOGGED_ITEMS else ""
         return f"[{shown}{more}]"
-    return repr(tuple(params)) if isinstance(params, list | tuple) else repr(params)
+    return _format_values(params) if isinstance(params, list | tuple) else repr(params)
+
+
+def _format_values(values: Sequence[Any]) -> str:
+    parts = [_format_value(value) for value in values[:LOGGED_ITEMS]]
+    if len(values) > LOGGED_ITEMS:
+        parts.append(f"... {len(values)} values")
+    return "(" + ", ".join(parts) + ("," if len(values) == 1 else "") + ")"
+
+
+def _format_value(value: Any) -> str:
+    if not isinstance(value, list | tuple) or len(value) <= LOGGED_ITEMS:
+        return repr(value)
+    shown = ", ".join(map(repr, value[:LOGGED_ITEMS]))
+    opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
+    return f"{opening}{shown}, ... {len(value)} in all{closing}"
 
 
 class AsyncTransaction:

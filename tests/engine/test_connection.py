@@ -10,7 +10,23 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from asyncorm import AsyncConnection, AsyncEngine, AsyncResult, Result, Row, event, exc, text
+from asyncorm import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncResult,
+    Column,
+    Integer,
+    MetaData,
+    Result,
+    Row,
+    Table,
+    bindparam,
+    event,
+    exc,
+    select,
+    text,
+    update,
+)
 from asyncorm._engine.connection import Positional
 
 from ..conftest import Database
@@ -340,6 +356,31 @@ async def test_echo_logs_statements_parameters_and_time(
     assert record.levelno == logging.INFO
     assert record.sql.startswith("SELECT")  # type: ignore[attr-defined]
     assert record.elapsed >= 0  # type: ignore[attr-defined]
+
+
+async def test_echo_cuts_long_parameters(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    engine = db.make_engine(echo=True)
+    await create_items(engine)
+    rows = [{"id": i, "name": f"n{i}", "qty": i} for i in range(1, 101)]
+    items = Table(
+        "items", MetaData(), Column("id", Integer, primary_key=True), Column("qty", Integer)
+    )
+    async with engine.begin() as conn:
+        await conn.execute(INSERT, rows)
+        # one joined UPDATE: arrays of 100 values on PostgreSQL, 128 rows' values on SQLite
+        await conn.execute(
+            update(items).where(items.c.id == bindparam("key")).values(qty=bindparam("new")),
+            [{"key": i, "new": 0} for i in range(1, 101)],
+        )
+        found = await conn.execute(select(items.c.id).where(items.c.id.in_(range(1, 101))))
+        assert len(found.all()) == 100
+    logged = {r.getMessage().split()[0]: r.getMessage() for r in caplog.records}
+    assert "... 100 parameter sets in total" in logged["INSERT"]
+    assert "in all" in logged["UPDATE"] or "values)" in logged["UPDATE"]
+    assert "... 100 in all" in logged["SELECT"] or "... 100 values" in logged["SELECT"]
+    # (the SQL is as sent: SQLite's joined UPDATE spells out its rows' placeholders)
+    parameters = [m.split("[parameters: ")[1] for m in logged.values() if "[parameters" in m]
+    assert max(map(len, parameters)) < 400
 
 
 async def test_logger_level_turns_on_logging_without_echo(
