@@ -36,7 +36,7 @@ from asyncorm import (
 from asyncorm._dialects.base import JoinedUpdate
 from asyncorm._dialects.postgresql import PGDialect
 from asyncorm._dialects.sqlite import SQLiteDialect
-from asyncorm.exc import DataError
+from asyncorm.exc import DataError, IntegrityError
 
 from ..conftest import Database
 
@@ -75,6 +75,12 @@ seats = Table(
     Column("holder", String(20)),
 )
 days = Table("days", metadata, Column("day", Date, primary_key=True), Column("n", Integer))
+codes = Table(
+    "codes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(10), unique=True),
+)
 
 BY_KEY = update(things).where(things.c.id == bindparam("key"))
 RENAME = BY_KEY.values(name=bindparam("name"))
@@ -264,6 +270,20 @@ async def test_an_invalid_value_names_its_column_and_changes_nothing(
         async with engine.begin() as conn:
             await conn.execute(RENAME, rows)
     assert set((await names(engine)).values()) == {f"n{i}" for i in range(1, MANY + 1)}
+
+
+async def test_a_constraint_violation_changes_nothing(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(codes.insert(), [{"id": i, "code": f"c{i}"} for i in range(1, 101)])
+    recode = update(codes).where(codes.c.id == bindparam("key")).values(code=bindparam("new"))
+    rows = [{"key": i, "new": f"new{i}"} for i in range(1, 101)]
+    rows[70]["new"] = "new3"  # taken by row 3 in the same statement
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as conn:
+            await conn.execute(recode, rows)
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(codes.c.code).order_by(codes.c.id))).scalars()
+        assert stored.all() == [f"c{i}" for i in range(1, 101)]
 
 
 @pytest.mark.parametrize("dialect", [PGDialect(), SQLiteDialect()], ids=["pg", "sqlite"])
