@@ -48,6 +48,7 @@ class Compiled:
         "result_keys",
         "result_processors",
         "returns_rows",
+        "rowid_insert",
         "sql",
     )
 
@@ -63,6 +64,10 @@ class Compiled:
     """The expression behind each result column (from the statement first compiled)."""
     entity_spans: tuple[tuple[int, int], ...]
     """For a SELECT, each ``_raw_columns`` entry's ``(start, stop)`` in the row."""
+    rowid_insert: tuple[str, str, str] | None
+    """For a many-row INSERT that returns only its table's integer primary key, where the
+    database can tell the keys from the rows' ids (SQLite): ``(SQL without RETURNING,
+    table, key column)``, for the driver to run instead when it can prove those keys."""
 
     def __init__(self, dialect: Dialect, compiler: SQLCompiler) -> None:
         self.sql = compiler.sql
@@ -112,6 +117,9 @@ class Compiled:
         self._rows_until_binder = GENERATE_BINDER_AFTER if named else -1
         keyed = compiler.keyed_update
         self._joined = None if keyed is None else dialect.joined_update(keyed, compiler)
+        self.rowid_insert = (
+            None if compiler.insert_without_returning is None else dialect.rowid_insert(compiler)
+        )
 
     def __repr__(self) -> str:
         return f"<Compiled {self.sql!r}>"
@@ -467,6 +475,10 @@ class Dialect:
 
     def joined_update(self, keyed: KeyedUpdate, compiler: SQLCompiler) -> JoinedUpdate | None:
         """How this database runs many rows of ``keyed`` as one statement, if it can."""
+        return None
+
+    def rowid_insert(self, compiler: SQLCompiler) -> tuple[str, str, str] | None:
+        """``Compiled.rowid_insert`` for the INSERT … RETURNING ``compiler`` compiled."""
         return None
 
     def variant_token(self, slot: BindSlot, value: Any) -> Any:

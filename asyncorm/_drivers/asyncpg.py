@@ -199,7 +199,12 @@ class AsyncpgConnection:
         return outcome
 
     async def execute_many(
-        self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
+        self,
+        sql: str,
+        arg_rows: Sequence[Sequence[Any]],
+        *,
+        returning: bool,
+        rowid: tuple[str, str, str] | None = None,  # PostgreSQL's RETURNING is cheap
     ) -> ExecResult:
         if len(arg_rows) == 1:  # one execution reports its row count; executemany does not
             return await self.execute(sql, arg_rows[0])

@@ -87,13 +87,22 @@ class DriverConnection(Protocol):
         ...
 
     async def execute_many(
-        self, sql: str, arg_rows: Sequence[Sequence[Any]], *, returning: bool
+        self,
+        sql: str,
+        arg_rows: Sequence[Sequence[Any]],
+        *,
+        returning: bool,
+        rowid: tuple[str, str, str] | None = None,
     ) -> ExecResult:
         """Run one statement once per argument row, in one driver call.
 
         With ``returning=True`` the rows every execution returned are collected (INSERT ...
         RETURNING for many rows); otherwise ``rows`` is ``None``. ``rowcount`` is the total
         number of affected rows where the driver reports it, else -1.
+
+        ``rowid``, for an INSERT returning only its table's integer key: ``(the SQL without
+        RETURNING, table, key column)``, which a driver may run instead when it can prove
+        the keys from the rows' ids (SQLite); the result is the same. Others ignore it.
         """
         ...
 

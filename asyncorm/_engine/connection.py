@@ -549,11 +549,16 @@ class AsyncConnection:
                 sql, arg_rows = compiled.bind_many(statement, params)
             else:
                 sql, args = compiled.bind(statement, params if params is not None else {})
+            rowid = compiled.rowid_insert
+            if rowid is not None and not many and not commit:
+                arg_rows, many = [args], True  # the driver may take the keys from rowids
             driver = self._driver or await self._acquire()
             try:
                 if many:
                     outcome = await self._timed(
-                        driver.execute_many(sql, arg_rows, returning=compiled.returns_rows),
+                        driver.execute_many(
+                            sql, arg_rows, returning=compiled.returns_rows, rowid=rowid
+                        ),
                         sql,
                         arg_rows,
                     )

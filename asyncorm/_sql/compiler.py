@@ -326,6 +326,8 @@ class SQLCompiler:
         self.context_values: list[tuple[str, int]] = []
         #: set for an UPDATE of the ``KeyedUpdate`` shape
         self.keyed_update: KeyedUpdate | None = None
+        #: an INSERT … RETURNING's SQL up to its RETURNING clause
+        self.insert_without_returning: str | None = None
         self.sql = self.process(statement, toplevel=True)
 
     # --- hooks the dialects override ----------------------------------------------------
@@ -793,6 +795,8 @@ class SQLCompiler:
                 else:
                     text += " DEFAULT VALUES"
             text += self._on_conflict(insert)
+            if insert._returning:
+                self.insert_without_returning = text
             text += self._returning(insert)
         finally:
             self._select_stack.pop()
