@@ -166,9 +166,10 @@ def _run_many(
 
 _LARGEST_ROWID = (1 << 63) - 1
 
-_TRIGGERS = (
-    "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
-    "UNION ALL SELECT 1 FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ?"
+_TRIGGERS = (  # names as the CREATE TRIGGER spelled them: SQLite's are case-insensitive
+    "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE "
+    "UNION ALL "
+    "SELECT 1 FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE"
 )
 
 
@@ -224,8 +225,8 @@ def _keys_are_rowids(
     """Whether the rows an INSERT into ``table`` adds get consecutive rowids, in order, and
     ``column`` is the rowid (checked before inserting; see ``_insert_by_rowid``)."""
     info = raw.execute("SELECT name, type, pk FROM pragma_table_info(?)", (table,))
-    keys = [(name, type_.upper()) for name, type_, is_key in info if is_key]
-    if keys != [(column, "INTEGER")]:
+    keys = [(name.lower(), type_.upper()) for name, type_, is_key in info if is_key]
+    if keys != [(column.lower(), "INTEGER")]:
         return False
     if raw.execute(_TRIGGERS, (table, table)).fetchone() is not None:
         return False

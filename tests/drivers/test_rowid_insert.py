@@ -108,7 +108,7 @@ async def test_a_trigger_that_inserts_rows_sends_returning(engine: AsyncEngine) 
         # Every row brings a shadow row of its own, which takes a rowid in between.
         await conn.execute(
             text(
-                "CREATE TRIGGER shadow AFTER INSERT ON names WHEN NEW.name NOT LIKE 'shadow%' "
+                "CREATE TRIGGER shadow AFTER INSERT ON NAMES WHEN NEW.name NOT LIKE 'shadow%' "
                 "BEGIN INSERT INTO names (name) VALUES ('shadow' || NEW.name); END"
             )
         )
