@@ -426,6 +426,23 @@ class JoinedUpdate:
     def _join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
         raise NotImplementedError
 
+    def _clauses(self, compiler: SQLCompiler, column: Callable[[int], str]) -> tuple[str, str, str]:
+        """The rows' alias, the SET list and the WHERE terms, where the rows' columns are
+        named ``column(n)``, ``n`` counting the slots from 0."""
+        keyed = self.keyed
+        alias = "v_" if keyed.name == "v" else "v"
+        split = len(keyed.assignments)
+        values = [f"{alias}.{column(n)}" for n in range(split + len(keyed.keys))]
+        sets = ", ".join(
+            f"{compiler.quote(c.name)} = {value}"
+            for c, value in zip(keyed.assignments, values[:split], strict=True)
+        )
+        where = " AND ".join(
+            f"{keyed.name}.{compiler.quote(c.name)} = {value}"
+            for c, value in zip(keyed.keys, values[split:], strict=True)
+        )
+        return alias, sets, where
+
 
 class Dialect:
     """A database's SQL flavour and type conversions, with a cache of compiled statements."""

@@ -196,20 +196,11 @@ class _UnnestUpdate(JoinedUpdate):
     def __init__(self, keyed: KeyedUpdate, compiler: PGCompiler) -> None:
         super().__init__(keyed)
         columns = (*keyed.assignments, *keyed.keys)
-        alias = "v_" if keyed.name == "v" else "v"
+        alias, sets, where = self._clauses(compiler, lambda n: f"p{n}")
         arrays = ", ".join(
             f"${n}::{compiler.cast_name(column.type)}[]" for n, column in enumerate(columns, 1)
         )
         names = ", ".join(f"p{n}" for n in range(len(columns)))
-        sets = ", ".join(
-            f"{compiler.quote(column.name)} = {alias}.p{n}"
-            for n, column in enumerate(keyed.assignments)
-        )
-        first_key = len(keyed.assignments)
-        where = " AND ".join(
-            f"{keyed.name}.{compiler.quote(column.name)} = {alias}.p{n}"
-            for n, column in enumerate(keyed.keys, first_key)
-        )
         self._sql = (
             f"UPDATE {keyed.table} SET {sets} FROM unnest({arrays}) AS {alias}({names}) "
             f"WHERE {where}"

@@ -269,16 +269,7 @@ class _ValuesUpdate(JoinedUpdate):
     def __init__(self, keyed: KeyedUpdate, compiler: SQLCompiler) -> None:
         super().__init__(keyed)
         width = len(keyed.assignments) + len(keyed.keys)
-        alias = "v_" if keyed.name == "v" else "v"
-        sets = ", ".join(
-            f"{compiler.quote(column.name)} = {alias}.column{n}"
-            for n, column in enumerate(keyed.assignments, 1)
-        )
-        first_key = len(keyed.assignments) + 1
-        where = " AND ".join(
-            f"{keyed.name}.{compiler.quote(column.name)} = {alias}.column{n}"
-            for n, column in enumerate(keyed.keys, first_key)
-        )
+        alias, sets, where = self._clauses(compiler, lambda n: f"column{n + 1}")
         self._head = f"UPDATE {keyed.table} SET {sets} FROM (VALUES "
         self._placeholders = "(" + ", ".join("?" * width) + ")"
         self._tail = f") AS {alias} WHERE {where}"
