@@ -246,9 +246,10 @@ class SQLiteCompiler(SQLCompiler):
         return "TEXT"
 
 
-ROWID_INSERT_ROWS = 16
-"""Rows an INSERT needs before its keys are read from rowids: checking that they can be
-costs a few small queries, about what RETURNING costs for this many rows."""
+ROWID_INSERT_ROWS = 64
+"""Rows an INSERT needs before its keys are read from rowids: the queries that check they
+can be cost about 25 µs, what RETURNING costs for about 64 rows (measured: 256 rows take
+186 µs that way against 274 µs with RETURNING, 16 rows 43 µs against 25 µs)."""
 
 
 class _ValuesUpdate(JoinedUpdate):
@@ -319,7 +320,7 @@ class SQLiteDialect(Dialect):
     def rowid_insert(self, compiler: SQLCompiler) -> tuple[str, str, str] | None:
         # RETURNING runs as a trigger on every row: a many-row INSERT takes about twice as
         # long with it. Its one returned column is the key SQLite assigns, the rowid, and
-        # the driver can tell those from the last one (see AiosqliteConnection.execute_many).
+        # the driver can tell those from the last one (see ``_drivers.aiosqlite._insert_by_rowid``).
         insert = compiler.statement
         assert isinstance(insert, Insert)
         table = insert.table

@@ -225,17 +225,17 @@ def test_cache_is_bounded() -> None:
 
 def test_many_row_inserts_returning_only_the_key_may_read_rowids() -> None:
     sqlite, postgresql = SQLiteDialect(), PGDialect()
-    rows = [{"name": f"n{i}"} for i in range(16)]
+    rows = [{"name": f"n{i}"} for i in range(64)]
     keyed = insert(users).values(rows).returning(users.c.id)
     plain, table, column = sqlite.compile(keyed).rowid_insert or ("", "", "")
     assert plain == sqlite.compile(insert(users).values(rows)).sql
     assert (table, column) == ("users", "id")
     assert postgresql.compile(keyed).rowid_insert is None  # RETURNING is cheap there
     for statement in [
-        insert(users).values(rows[:15]).returning(users.c.id),  # too few rows to pay
+        insert(users).values(rows[:63]).returning(users.c.id),  # too few rows to pay
         insert(users).values(rows).returning(users.c.id, users.c.name),
         insert(users).values(rows).returning(users.c.name),
-        insert(users).values([{"id": i, "name": "x"} for i in range(16)]).returning(users.c.id),
+        insert(users).values([{"id": i, "name": "x"} for i in range(64)]).returning(users.c.id),
         insert(users).values(rows).on_conflict_do_nothing().returning(users.c.id),
         insert(users).values(name="one").returning(users.c.id),
     ]:

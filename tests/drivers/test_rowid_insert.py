@@ -26,6 +26,7 @@ from asyncorm import (
     insert,
     text,
 )
+from asyncorm._dialects.sqlite import ROWID_INSERT_ROWS
 from asyncorm._drivers.aiosqlite import _insert_by_rowid
 from asyncorm.exc import ProgrammingError
 
@@ -34,6 +35,8 @@ from ..conftest import Database
 pytestmark = pytest.mark.anyio
 
 only_sqlite = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+
+ROWS = ROWID_INSERT_ROWS + 36  # enough rows to read their keys from rowids
 
 metadata = MetaData()
 names = Table(
@@ -74,14 +77,14 @@ def by_name(keys: list[int], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]
 
 async def test_keys_are_the_rows_keys_in_values_order(engine: AsyncEngine) -> None:
     await metadata.create_all(engine)
-    first = values(100, 40)
+    first = values(100, ROWS)
     keys = await insert_returning(engine, first)
-    assert keys == list(range(1, 41))
+    assert keys == list(range(1, ROWS + 1))
     async with engine.begin() as conn:  # a gap at the top of the table
         await conn.execute(delete(names).where(names.c.id > 30))
-    second = values(200, 40)
+    second = values(200, ROWS)
     keys = await insert_returning(engine, second)
-    assert len(set(keys)) == 40 and keys == sorted(keys) and keys[0] > 30
+    assert len(set(keys)) == ROWS and keys == sorted(keys) and keys[0] > 30
     expected = sorted(by_name(list(range(1, 31)), first[:30]) + by_name(keys, second))
     assert sorted(await stored(engine)) == expected
 
@@ -112,9 +115,9 @@ async def test_a_trigger_that_inserts_rows_sends_returning(engine: AsyncEngine) 
                 "BEGIN INSERT INTO names (name) VALUES ('shadow' || NEW.name); END"
             )
         )
-    rows = values(0, 40)
+    rows = values(0, ROWS)
     keys = await insert_returning(engine, rows)
-    assert keys == list(range(1, 80, 2))
+    assert keys == list(range(1, 2 * ROWS, 2))
     assert [row for row in await stored(engine) if not row[1].startswith("shadow")] == by_name(
         keys, rows
     )
@@ -127,9 +130,9 @@ async def test_rowids_near_the_largest_send_returning(engine: AsyncEngine) -> No
         # random once the largest is taken.
         await conn.execute(text("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT)"))
         await conn.execute(text(f"INSERT INTO names (id, name) VALUES ({2**63 - 20}, 'top')"))
-    rows = values(0, 40)
+    rows = values(0, ROWS)
     keys = await insert_returning(engine, rows)
-    assert len(set(keys)) == 40
+    assert len(set(keys)) == ROWS
     assert [row for row in await stored(engine) if row[1] != "top"] == by_name(keys, rows)
 
 
@@ -141,7 +144,7 @@ async def test_a_key_that_is_not_the_rowid_is_refused(db: Database) -> None:
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE names (id INTEGER PRIMARY KEY DESC, name TEXT)"))
     with pytest.raises(ProgrammingError, match=r"declare names\.id as INTEGER PRIMARY KEY"):
-        await insert_returning(engine, values(0, 40))
+        await insert_returning(engine, values(0, ROWS))
     assert await stored(engine) == []
 
 
