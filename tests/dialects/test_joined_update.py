@@ -15,16 +15,20 @@ import pytest
 from asyncorm import (
     JSON,
     AsyncEngine,
+    BigInteger,
     Boolean,
     Column,
     Date,
     DateTime,
     Enum,
+    Float,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
     Table,
+    Time,
     Uuid,
     and_,
     bindparam,
@@ -63,6 +67,10 @@ things = Table(
     Column("ident", Uuid),
     Column("doc", JSON),
     Column("mood", Enum(Mood)),
+    Column("ratio", Float),
+    Column("at", Time),
+    Column("blob", LargeBinary),
+    Column("big", BigInteger),
     Column("hits", Integer, onupdate=lambda: 7),
 )
 # Named like the alias the joined statement gives its rows of values.
@@ -133,7 +141,7 @@ async def test_every_row_gets_its_own_values(
         assert result.rowcount == count
 
 
-PLAIN_TYPES = ("name", "seen", "day", "price", "flag", "ident")
+PLAIN_TYPES = ("name", "seen", "day", "price", "flag", "ident", "ratio", "at", "blob", "big")
 
 
 @pytest.mark.parametrize("keys", [PLAIN_TYPES, ("doc", "mood", "name")], ids=["plain", "json-enum"])
@@ -154,6 +162,10 @@ async def test_values_of_every_type_and_null(
             "ident": uuid.UUID(int=i),
             "doc": {"n": i, "tags": ["a", i]},
             "mood": Mood.CROSS if i % 3 else Mood.CALM,
+            "ratio": i / 7,
+            "at": datetime.time(i % 24, i % 60, 30, 250),
+            "blob": bytes([i % 256, 0, 255]),
+            "big": 2**40 + i,
         }
         for i in range(1, MANY + 1)
     ]
