@@ -220,8 +220,7 @@ class Compiled:
             except InvalidValue:
                 pass
             else:
-                joined = None if self._joined is None else self._joined.join(arg_rows)
-                return (self.sql, arg_rows) if joined is None else joined
+                return self._executemany(arg_rows)
         dicts = [dict(zip(names, values, strict=True)) for values in rows]
         return self.bind_many(statement, dicts)
 
@@ -250,8 +249,7 @@ class Compiled:
                 args = self._named_arguments(row) if row.__class__ is dict else None
                 append(self._arguments(binds, row) if args is None else args)
         if self._parts is None:
-            joined = None if self._joined is None else self._joined.join(arg_rows)
-            return (self.sql, arg_rows) if joined is None else joined
+            return self._executemany(arg_rows)
         if self._flatten_expanding:
             raise ArgumentError(
                 "a list-valued IN parameter cannot be used with several parameter rows; "
@@ -259,6 +257,11 @@ class Compiled:
             )
         # PostgreSQL value-typed parameters: the first row decides the casts.
         return self._render_variant(arg_rows[0] if arg_rows else []), arg_rows
+
+    def _executemany(self, arg_rows: list[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
+        """``(sql, arg_rows)`` for bound rows: as they are, or joined into one UPDATE."""
+        joined = None if self._joined is None else self._joined.join(arg_rows)
+        return (self.sql, arg_rows) if joined is None else joined
 
     def _render_variant(self, args: Sequence[Any]) -> str:
         token = self._variant_token

@@ -326,6 +326,7 @@ class SQLiteDialect(Dialect):
         table = insert.table
         key = table._autoincrement_column
         rows = insert._multi_values
+        returned = insert._returning_columns
         if (
             key is None
             or table.schema is not None
@@ -333,7 +334,8 @@ class SQLiteDialect(Dialect):
             or len(rows) < ROWID_INSERT_ROWS
             or insert._on_conflict is not None
             or any(column is key for column, _ in rows[0])
-            or [id(column) for column in insert._returning_columns] != [id(key)]
+            or len(returned) != 1
+            or returned[0] is not key
         ):
             return None
         assert compiler.insert_without_returning is not None
