@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Set
 from typing import TYPE_CHECKING, Any
 
+from . import speedups
 from .state import STATE_ATTR, InstanceState
 
 if TYPE_CHECKING:
@@ -97,9 +98,13 @@ class IdentityMap:
         self._pinned.clear()
         self._held.clear()
         # Runs at every close, over every loaded object, so no list of the states is built.
+        forget_session = speedups.forget_session
         for states in self._by_mapper.values():
-            for state in states.values():
-                state.session = None
+            if forget_session is not None:
+                forget_session(states)
+            else:
+                for state in states.values():
+                    state.session = None
             # Emptied in place: row loaders bound to a result (a stream) keep writing into
             # these very dictionaries.
             states.clear()

@@ -1,0 +1,498 @@
+/* The ORM's two per-object loops in C: row hydration, and detaching states at close.
+
+   Hydration is the loop that turns a buffered result's rows into mapped objects.
+
+   It does what the generated Python row loader (mapper.py, ``_build_row_loader``) does for
+   the common shape, a single-column primary key without populate_existing, and nothing
+   else: one identity-map lookup per row; for a new row one object made without __init__,
+   its __dict__ filled, one state (the weak reference) with its slots set. The slots are
+   written through the offsets of their member descriptors, read once per layout, so a
+   row costs no attribute lookups. Every other shape stays with the Python loader, which
+   remains the reference: the tests run both (ASYNCORM_NO_EXTENSIONS=1 selects it). */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *cls;        /* the mapped class */
+    PyObject *state_type;     /* the mapper's InstanceState subclass */
+    PyObject *collected;      /* the weakref callback */
+    PyObject *names;          /* tuple of attribute names, one per loaded column */
+    PyObject *state_args;     /* (obj, collected), refilled per row; see new_state */
+    Py_ssize_t *positions;    /* row position of each name */
+    Py_ssize_t count;         /* len(names) */
+    Py_ssize_t key_position;  /* row position of the primary key */
+    /* byte offsets of the state's slots, and of the object's state slot */
+    Py_ssize_t key_offset, session_offset, committed_offset, expired_offset, deleted_offset;
+    Py_ssize_t state_offset;
+} Hydrator;
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+static PyObject *empty_tuple;
+
+/* The offset of an object slot named ``name`` that ``type`` declares via __slots__. */
+static int
+slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
+{
+    PyObject *descriptor = PyObject_GetAttrString((PyObject *)type, name);
+    if (descriptor == NULL) {
+        return -1;
+    }
+    int ok = Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
+             ((PyMemberDescrObject *)descriptor)->d_member->type == T_OBJECT_EX;
+    if (ok) {
+        *offset = ((PyMemberDescrObject *)descriptor)->d_member->offset;
+    }
+    Py_DECREF(descriptor);
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ slot", type->tp_name, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* A mapper holds its hydrators and its class holds the mapper: a cycle the collector must
+   be able to break when a mapped class goes away. */
+static int
+Hydrator_traverse(Hydrator *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->cls);
+    Py_VISIT(self->state_type);
+    Py_VISIT(self->collected);
+    Py_VISIT(self->names);
+    Py_VISIT(self->state_args);
+    return 0;
+}
+
+static int
+Hydrator_clear(Hydrator *self)
+{
+    Py_CLEAR(self->cls);
+    Py_CLEAR(self->state_type);
+    Py_CLEAR(self->collected);
+    Py_CLEAR(self->names);
+    Py_CLEAR(self->state_args);
+    return 0;
+}
+
+static void
+Hydrator_dealloc(Hydrator *self)
+{
+    PyObject_GC_UnTrack(self);
+    Hydrator_clear(self);
+    PyMem_Free(self->positions);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Hydrator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"cls", "state_type", "collected", "names", "positions",
+                               "key_position", NULL};
+    PyTypeObject *cls;
+    PyTypeObject *state_type;
+    PyObject *collected, *names, *positions;
+    Py_ssize_t key_position;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OO!O!n:Hydrator", keywords,
+                                     &PyType_Type, &cls, &PyType_Type, &state_type,
+                                     &collected, &PyTuple_Type, &names, &PyTuple_Type,
+                                     &positions, &key_position)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    if (PyTuple_GET_SIZE(positions) != count) {
+        PyErr_SetString(PyExc_ValueError, "names and positions differ in length");
+        return NULL;
+    }
+    if (!PyType_IsSubtype(state_type, (PyTypeObject *)&_PyWeakref_RefType)) {
+        PyErr_SetString(PyExc_TypeError, "state_type must subclass weakref.ref");
+        return NULL;
+    }
+    Hydrator *self = (Hydrator *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->cls = (PyTypeObject *)Py_NewRef(cls);
+    self->state_type = Py_NewRef(state_type);
+    self->collected = Py_NewRef(collected);
+    self->names = Py_NewRef(names);
+    self->count = count;
+    self->key_position = key_position;
+    self->positions = PyMem_New(Py_ssize_t, count > 0 ? count : 1);
+    if (self->positions == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_CheckExact(name)) {
+            PyErr_SetString(PyExc_TypeError, "names must be str");
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_ssize_t position = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
+        if (position == -1 && PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (position < 0 || key_position < 0) {
+            PyErr_SetString(PyExc_ValueError, "row positions must not be negative");
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->positions[i] = position;
+    }
+    if (slot_offset(state_type, "key", &self->key_offset) < 0 ||
+        slot_offset(state_type, "session", &self->session_offset) < 0 ||
+        slot_offset(state_type, "committed", &self->committed_offset) < 0 ||
+        slot_offset(state_type, "expired", &self->expired_offset) < 0 ||
+        slot_offset(state_type, "deleted", &self->deleted_offset) < 0 ||
+        slot_offset(cls, "_asyncorm_state", &self->state_offset) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* row[position] as a new reference; tuples (SQLite) and records (asyncpg) both index. */
+static inline PyObject *
+item(PyObject *row, Py_ssize_t position)
+{
+    if (PyTuple_CheckExact(row)) {
+        if (position >= PyTuple_GET_SIZE(row)) {
+            PyErr_SetString(PyExc_IndexError, "row is shorter than its layout");
+            return NULL;
+        }
+        return Py_NewRef(PyTuple_GET_ITEM(row, position));
+    }
+    return PySequence_GetItem(row, position);
+}
+
+/* The object a state refers to (a new reference), or NULL once it is gone. */
+static inline PyObject *
+referent_of(PyObject *state)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj;
+    if (PyWeakref_GetRef(state, &obj) < 0) {
+        PyErr_Clear(); /* cannot happen: state is a weak reference */
+        return NULL;
+    }
+    return obj;
+#else
+    PyObject *obj = PyWeakref_GetObject(state);
+    return obj == Py_None ? NULL : Py_NewRef(obj);
+#endif
+}
+
+static inline void
+set_slot(PyObject *owner, Py_ssize_t offset, PyObject *value)
+{
+    Py_XSETREF(SLOT(owner, offset), Py_NewRef(value));
+}
+
+/* An object already in the identity map: fill what it lacks, keep what it has. */
+static int
+refill(Hydrator *self, PyObject *obj, PyObject *state, PyObject *row)
+{
+    PyObject *values = PyObject_GenericGetDict(obj, NULL);
+    if (values == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(self->names, i);
+        int present = PyDict_Contains(values, name);
+        if (present < 0) {
+            goto error;
+        }
+        if (!present) {
+            PyObject *value = item(row, self->positions[i]);
+            if (value == NULL) {
+                goto error;
+            }
+            int failed = PyDict_SetItem(values, name, value);
+            Py_DECREF(value);
+            if (failed) {
+                goto error;
+            }
+        }
+    }
+    Py_DECREF(values);
+    set_slot(state, self->expired_offset, Py_None);
+    return 0;
+error:
+    Py_DECREF(values);
+    return -1;
+}
+
+/* ``state_type(obj, collected)``, the weak reference that is the object's state.
+
+   weakref's __new__ does all the work (its __init__ only checks the arguments again, and
+   InstanceState defines neither), so __new__ is called directly, with an argument tuple
+   reused from row to row while nothing else holds it: a type call and a tuple per row
+   were a fifth of the loop's time. */
+static PyObject *
+new_state(Hydrator *self, PyObject *obj)
+{
+    PyObject *args = self->state_args;
+    if (args == NULL || Py_REFCNT(args) != 1) {
+        Py_XDECREF(args);
+        args = self->state_args = PyTuple_New(2);
+        if (args == NULL) {
+            return NULL;
+        }
+        PyTuple_SET_ITEM(args, 0, Py_NewRef(Py_None));
+        PyTuple_SET_ITEM(args, 1, Py_NewRef(self->collected));
+    }
+    PyTypeObject *type = (PyTypeObject *)self->state_type;
+    Py_SETREF(((PyTupleObject *)args)->ob_item[0], Py_NewRef(obj));
+    PyObject *state = type->tp_new(type, args, NULL);
+    /* the tuple must not keep the object alive */
+    Py_SETREF(((PyTupleObject *)args)->ob_item[0], Py_NewRef(Py_None));
+    return state;
+}
+
+/* A new object for a row not yet in the identity map; returns a new reference. */
+static PyObject *
+create(Hydrator *self, PyObject *row, PyObject *key, PyObject *states, PyObject *session)
+{
+    PyObject *obj = PyBaseObject_Type.tp_new(self->cls, empty_tuple, NULL);
+    if (obj == NULL) {
+        return NULL;
+    }
+    PyObject *values = PyObject_GenericGetDict(obj, NULL);
+    if (values == NULL) {
+        Py_DECREF(obj);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        PyObject *value = item(row, self->positions[i]);
+        if (value == NULL || PyDict_SetItem(values, PyTuple_GET_ITEM(self->names, i), value)) {
+            Py_XDECREF(value);
+            goto error;
+        }
+        Py_DECREF(value);
+    }
+    PyObject *state = new_state(self, obj);
+    if (state == NULL) {
+        goto error;
+    }
+    set_slot(state, self->key_offset, key);
+    set_slot(state, self->session_offset, session);
+    set_slot(state, self->committed_offset, Py_None);
+    set_slot(state, self->expired_offset, Py_None);
+    set_slot(state, self->deleted_offset, Py_False);
+    Py_XSETREF(SLOT(obj, self->state_offset), state); /* the object owns its state */
+    if (PyDict_SetItem(states, key, state)) {
+        goto error;
+    }
+    Py_DECREF(values);
+    return obj;
+error:
+    Py_DECREF(values);
+    Py_DECREF(obj);
+    return NULL;
+}
+
+PyDoc_STRVAR(load_in_place_doc,
+"load_in_place(rows, states, session)\n--\n\n"
+"Replace each row of the list ``rows`` with its object (None for a row without a key),\n"
+"through the identity map's dictionary ``states`` for this mapper.");
+
+static PyObject *
+Hydrator_load_in_place(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "load_in_place(rows, states, session)");
+        return NULL;
+    }
+    PyObject *rows = args[0], *states = args[1], *session = args[2];
+    if (!PyList_CheckExact(rows) || !PyDict_CheckExact(states)) {
+        PyErr_SetString(PyExc_TypeError, "load_in_place takes a list and a dict");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        PyObject *key = item(row, self->key_position);
+        if (key == NULL) {
+            return NULL;
+        }
+        PyObject *obj;
+        if (key == Py_None) {
+            obj = key; /* the reference is handed to the list */
+            PyList_SetItem(rows, i, obj);
+            continue;
+        }
+        PyObject *state = PyDict_GetItemWithError(states, key);
+        obj = NULL;
+        if (state != NULL) {
+            Py_INCREF(state);
+            obj = referent_of(state);
+            if (obj != NULL) {
+                if (refill(self, obj, state, row) < 0) {
+                    Py_CLEAR(obj);
+                    Py_DECREF(state);
+                    Py_DECREF(key);
+                    return NULL;
+                }
+            }
+            Py_DECREF(state);
+        }
+        else if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        if (obj == NULL) {
+            obj = create(self, row, key, states, session);
+            if (obj == NULL) {
+                Py_DECREF(key);
+                return NULL;
+            }
+        }
+        Py_DECREF(key);
+        PyList_SetItem(rows, i, obj); /* steals obj; frees the row */
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Hydrator_methods[] = {
+    {"load_in_place", (PyCFunction)(void (*)(void))Hydrator_load_in_place, METH_FASTCALL,
+     load_in_place_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject HydratorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asyncorm._orm._speedups.Hydrator",
+    .tp_basicsize = sizeof(Hydrator),
+    .tp_dealloc = (destructor)Hydrator_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Hydrator_traverse,
+    .tp_clear = (inquiry)Hydrator_clear,
+    .tp_doc = "One row layout's hydration loop.",
+    .tp_methods = Hydrator_methods,
+    .tp_new = Hydrator_new,
+};
+
+PyDoc_STRVAR(forget_session_doc,
+"forget_session(states)\n--\n\n"
+"Set ``session`` to None on every state among the values of the dict ``states``.");
+
+static PyObject *
+forget_session(PyObject *module, PyObject *states)
+{
+    if (!PyDict_CheckExact(states)) {
+        PyErr_SetString(PyExc_TypeError, "forget_session takes a dict");
+        return NULL;
+    }
+    PyTypeObject *known = NULL; /* states of one mapper share a class, so one lookup */
+    Py_ssize_t offset = 0, position = 0;
+    PyObject *key, *state;
+    while (PyDict_Next(states, &position, &key, &state)) {
+        if (Py_TYPE(state) != known) {
+            if (slot_offset(Py_TYPE(state), "session", &offset) < 0) {
+                return NULL;
+            }
+            known = Py_TYPE(state);
+        }
+        set_slot(state, offset, Py_None);
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(object_collected_doc,
+"object_collected(state)\n--\n\n"
+"The states' weakref callback: the object is gone, so drop its identity-map entry.");
+
+static PyObject *identity_map_name, *by_mapper_name, *mapper_name;
+
+static PyObject *
+object_collected(PyObject *module, PyObject *state)
+{
+    static PyTypeObject *known = NULL; /* offsets are the InstanceState base class's */
+    static Py_ssize_t session_offset, key_offset;
+    if (Py_TYPE(state) != known) {
+        if (slot_offset(Py_TYPE(state), "session", &session_offset) < 0 ||
+            slot_offset(Py_TYPE(state), "key", &key_offset) < 0) {
+            return NULL;
+        }
+        known = Py_TYPE(state);
+    }
+    PyObject *session = SLOT(state, session_offset);
+    PyObject *key = SLOT(state, key_offset);
+    if (session == NULL || session == Py_None || key == NULL || key == Py_None) {
+        Py_RETURN_NONE;
+    }
+    PyObject *entries = NULL, *mapper = NULL, *by_mapper = NULL;
+    PyObject *identity_map = PyObject_GetAttr(session, identity_map_name);
+    if (identity_map == NULL) {
+        return NULL;
+    }
+    by_mapper = PyObject_GetAttr(identity_map, by_mapper_name);
+    Py_DECREF(identity_map);
+    if (by_mapper == NULL) {
+        goto done;
+    }
+    mapper = PyObject_GetAttr((PyObject *)Py_TYPE(state), mapper_name);
+    if (mapper == NULL) {
+        goto done;
+    }
+    entries = PyDict_GetItemWithError(by_mapper, mapper);
+    if (entries == NULL) {
+        goto done;
+    }
+    Py_INCREF(entries);
+    Py_INCREF(key); /* the deletion may drop the last other reference to the state */
+    PyObject *current = PyDict_GetItemWithError(entries, key);
+    if (current == state) {
+        PyDict_DelItem(entries, key);
+    }
+    Py_DECREF(key);
+    Py_DECREF(entries);
+done:
+    Py_XDECREF(mapper);
+    Py_XDECREF(by_mapper);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"forget_session", forget_session, METH_O, forget_session_doc},
+    {"object_collected", object_collected, METH_O, object_collected_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "asyncorm._orm._speedups",
+    .m_doc = "The ORM's per-object loops in C (optional; the Python code does the same).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    empty_tuple = PyTuple_New(0);
+    identity_map_name = PyUnicode_InternFromString("_identity_map");
+    by_mapper_name = PyUnicode_InternFromString("_by_mapper");
+    mapper_name = PyUnicode_InternFromString("mapper");
+    if (empty_tuple == NULL || identity_map_name == NULL || by_mapper_name == NULL ||
+        mapper_name == NULL || PyType_Ready(&HydratorType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "Hydrator", (PyObject *)&HydratorType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

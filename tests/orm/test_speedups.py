@@ -1,0 +1,259 @@
+"""The C extension's loops (``_speedups.c``) and the Python code they replace behave the
+same: every test here runs with each, on both databases.
+
+The loops: hydrating a buffered result's rows into objects through the identity map,
+detaching every state at close, and the weakref callback that drops a dead object's entry.
+CI sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so an extension that failed to build fails here
+rather than leaving only the Python half tested.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import asyncorm
+from asyncorm import (
+    AsyncEngine,
+    AsyncSession,
+    DeclarativeBase,
+    ForeignKey,
+    Mapped,
+    String,
+    insert,
+    mapped_column,
+    object_session,
+    select,
+    text,
+)
+from asyncorm._orm import mapper as mapper_module
+from asyncorm._orm import speedups
+from asyncorm._orm import state as state_module
+
+from ..conftest import Database
+
+pytestmark = pytest.mark.anyio
+
+ROWS = 300  # above loading.GC_PAUSE_ROWS, so the collector pause is exercised too
+
+
+def _extension() -> ModuleType:
+    try:
+        return importlib.import_module("asyncorm._orm._speedups")
+    except ImportError as error:
+        if os.environ.get("ASYNCORM_REQUIRE_EXTENSIONS") == "1":
+            pytest.fail(f"the C extension was not built ({error}); see setup.py")
+        pytest.skip(f"the C extension was not built: {error}")
+
+
+@pytest.fixture(params=["c", "python"])
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Selects the implementation for the mappers built during the test."""
+    if request.param == "c":
+        extension = _extension()
+        hydrator, forget, collected = (
+            extension.Hydrator,
+            extension.forget_session,
+            extension.object_collected,
+        )
+    else:
+        hydrator = forget = None
+        collected = state_module._drop_entry
+    monkeypatch.setattr(speedups, "Hydrator", hydrator)
+    monkeypatch.setattr(speedups, "forget_session", forget)
+    monkeypatch.setattr(state_module, "object_collected", collected)
+    monkeypatch.setattr(mapper_module, "object_collected", collected)
+    yield request.param
+
+
+class Models:
+    """Classes mapped inside the test, so their row loaders are built under ``loops``."""
+
+    def __init__(self) -> None:
+        class Base(DeclarativeBase):
+            pass
+
+        class Shelf(Base):
+            __tablename__ = "shelf"
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+        class Book(Base):
+            __tablename__ = "book"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            title: Mapped[str] = mapped_column(String(50))
+            pages: Mapped[int]
+            shelf_id: Mapped[int | None] = mapped_column(ForeignKey("shelf.id"))
+
+        self.Base, self.Shelf, self.Book = Base, Shelf, Book
+
+
+@pytest.fixture
+async def models(loops: str, db: Database) -> AsyncIterator[tuple[Models, AsyncEngine]]:
+    m = Models()
+    engine = db.make_engine()
+    await m.Base.metadata.create_all(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(m.Shelf), [{"id": 1}, {"id": 2}])
+        await conn.execute(
+            insert(m.Book),
+            [
+                {"id": i, "title": f"book {i}", "pages": i * 10, "shelf_id": 1}
+                for i in range(1, ROWS + 1)
+            ],
+        )
+    yield m, engine
+
+
+async def test_the_selected_loop_is_the_one_that_runs(
+    loops: str, models: tuple[Models, AsyncEngine]
+) -> None:
+    m, _ = models
+    mapper = m.Book.__mapper__
+    bind_in_place = mapper.row_loader(mapper.column_keys, 0).bind_in_place
+    uses_c = bind_in_place.__qualname__.startswith("Mapper._hydrating")
+    assert uses_c == (loops == "c")
+    assert (state_module.object_collected is state_module._drop_entry) == (loops == "python")
+
+
+async def test_rows_become_objects_once_per_identity(models: tuple[Models, AsyncEngine]) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as session:
+        books = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        assert [(b.id, b.title, b.pages, b.shelf_id) for b in books] == [
+            (i, f"book {i}", i * 10, 1) for i in range(1, ROWS + 1)
+        ]
+        assert all(asyncorm.inspect(b).persistent for b in books)
+        assert all(object_session(b) is session for b in books)
+        assert len(session.identity_map) == ROWS
+        again = (await session.scalars(select(m.Book).order_by(m.Book.id.desc()))).all()
+        assert [id(b) for b in again] == [id(b) for b in reversed(books)]
+        assert await session.get(m.Book, 7) is books[6]
+
+
+async def test_a_loaded_object_keeps_its_changes_and_gains_what_it_lacks(
+    models: tuple[Models, AsyncEngine],
+) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as session:
+        books = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        first, second = books[0], books[1]
+        session.expire(second, ["title"])
+        with session.no_autoflush:
+            first.pages = 1
+            await session.execute(text("UPDATE book SET pages = 999 WHERE id <= 2"))
+            reloaded = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        assert reloaded[0] is first and reloaded[1] is second
+        assert first.pages == 1  # an unflushed change is not overwritten by the row
+        assert second.pages == 20  # a loaded value stays until refreshed
+        assert second.title == "book 2"  # the expired attribute is loaded again
+        assert not asyncorm.inspect(second).expired_attributes
+        assert list(session.dirty) == [first]
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        assert (await session.get(m.Book, 1)).pages == 1
+
+
+async def test_populate_existing_overwrites_loaded_values(
+    models: tuple[Models, AsyncEngine],
+) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as session:
+        books = (await session.scalars(select(m.Book))).all()
+        await session.execute(text("UPDATE book SET pages = 5"))
+        again = (await session.scalars(select(m.Book).populate_existing())).all()
+        assert {id(b) for b in again} == {id(b) for b in books}
+        assert {b.pages for b in books} == {5}
+
+
+async def test_a_null_key_loads_as_none(models: tuple[Models, AsyncEngine]) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as session:
+        statement = (
+            select(m.Book)
+            .select_from(m.Shelf)
+            .outerjoin(m.Book, m.Book.shelf_id == m.Shelf.id)
+            .order_by(m.Shelf.id, m.Book.id)
+        )
+        loaded = (await session.scalars(statement)).all()
+        assert len(loaded) == ROWS + 1
+        assert loaded[-1] is None  # shelf 2 holds no book
+        assert [b.id for b in loaded[:-1]] == list(range(1, ROWS + 1))
+
+
+async def test_dead_objects_leave_the_identity_map(models: tuple[Models, AsyncEngine]) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as session:
+        books = (await session.scalars(select(m.Book))).all()
+        kept = books[:10]
+        del books
+        gc.collect()
+        assert len(session.identity_map) == 10
+        # Rows whose objects died come back as new objects; the kept ones are found.
+        again = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        assert again[:10] == kept
+        assert len(session.identity_map) == ROWS
+        changed = again[-1]
+        changed.pages = -1
+        del again, changed
+        gc.collect()
+        assert len(session.identity_map) == 11  # the changed object is held until flushed
+        await session.commit()
+        gc.collect()
+        assert len(session.identity_map) == 10
+    async with AsyncSession(engine) as session:
+        assert (await session.get(m.Book, ROWS)).pages == -1
+
+
+async def test_close_detaches_every_loaded_object(models: tuple[Models, AsyncEngine]) -> None:
+    m, engine = models
+    session = AsyncSession(engine)
+    books = (await session.scalars(select(m.Book))).all()
+    await session.close()
+    assert all(asyncorm.inspect(b).detached for b in books)
+    assert all(object_session(b) is None for b in books)
+    assert len(session.identity_map) == 0
+    del books
+    gc.collect()  # the callbacks of detached states find no session: nothing to do
+    async with AsyncSession(engine) as session:
+        assert len((await session.scalars(select(m.Book))).all()) == ROWS
+
+
+async def test_a_detached_object_is_not_reused_by_a_new_session(
+    models: tuple[Models, AsyncEngine],
+) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as first:
+        old = (await first.scalars(select(m.Book).where(m.Book.id == 1))).one()
+    async with AsyncSession(engine) as second:
+        new = (await second.scalars(select(m.Book))).all()
+        assert all(b is not old for b in new)
+        assert object_session(old) is None
+
+
+def test_the_hydrator_refuses_a_class_it_cannot_fill() -> None:
+    extension = _extension()
+    m = Models()
+    mapper = m.Book.__mapper__
+
+    class Unmapped:
+        pass
+
+    with pytest.raises(AttributeError):
+        extension.Hydrator(Unmapped, mapper.state_class, None, ("id",), (0,), 0)
+    with pytest.raises(TypeError, match="weakref"):
+        extension.Hydrator(m.Book, Unmapped, None, ("id",), (0,), 0)
+    with pytest.raises(ValueError, match="negative"):
+        extension.Hydrator(m.Book, mapper.state_class, None, ("id",), (-1,), 0)
+    hydrator = extension.Hydrator(
+        m.Book, mapper.state_class, extension.object_collected, ("id", "title"), (0, 1), 0
+    )
+    rows: list[Any] = [(1,)]
+    with pytest.raises(IndexError):
+        hydrator.load_in_place(rows, {}, None)
+    assert rows == [(1,)]  # the row that failed is left as it was
