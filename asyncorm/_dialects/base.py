@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from .._sql.base import ClauseElement
 from .._sql.compiler import VARIANT_MARK, BindSlot, KeyedUpdate, SQLCompiler
@@ -22,7 +22,13 @@ from ..exc import ArgumentError, DataError
 __all__ = ["Compiled", "Dialect", "JoinedUpdate"]
 
 Processor = Callable[[Any], Any]
-_PositionalBinder = Callable[[Sequence[Any]], list[Any]]
+
+
+class _PositionalBinder(NamedTuple):
+    """Generated binders from values in parameter-name order (see ``bind_positional``)."""
+
+    bind: Callable[[Sequence[Any]], list[Any]]
+    bind_many: Callable[[Sequence[Sequence[Any]]], list[Sequence[Any]]]
 
 
 class Compiled:
@@ -204,7 +210,7 @@ class Compiled:
         binder = self._positional_binder(names)
         if binder is not None and self._parts is None:
             try:
-                return self.sql, binder(values)
+                return self.sql, binder.bind(values)
             except InvalidValue:
                 pass  # the general path below raises the error, naming the column
         return self.bind(statement, dict(zip(names, values, strict=True)))
@@ -216,7 +222,7 @@ class Compiled:
         binder = self._positional_binder(names)
         if binder is not None and self._parts is None:
             try:
-                arg_rows: list[Sequence[Any]] = [binder(values) for values in rows]
+                arg_rows: list[Sequence[Any]] = binder.bind_many(rows)
             except InvalidValue:
                 pass
             else:
@@ -391,9 +397,13 @@ def _build_positional_binder(
         return None
     namespace: dict[str, Any] = {}
     values = ", ".join(_processed(n, slot, f"a[{n}]", namespace) for n, slot in enumerate(slots))
-    source = f"def bind(a):\n    return [{values}]\n"
+    # ``bind_many`` is the same display in a comprehension: no call per row of a flush.
+    source = (
+        f"def bind(a):\n    return [{values}]\n"
+        f"def bind_many(rows):\n    return [[{values}] for a in rows]\n"
+    )
     exec(compile(source, "<asyncorm positional binder>", "exec"), namespace)
-    return namespace["bind"]  # type: ignore[no-any-return]
+    return _PositionalBinder(namespace["bind"], namespace["bind_many"])
 
 
 class JoinedUpdate:

@@ -255,6 +255,40 @@ new_state(Hydrator *self, PyObject *obj)
     return state;
 }
 
+/* A new state for ``obj``, its slots filled, stored in the object's state slot (which owns
+   it: the pointer returned is borrowed from there). */
+static PyObject *
+attach(Hydrator *self, PyObject *obj, PyObject *key, PyObject *session)
+{
+    PyObject *state = new_state(self, obj);
+    if (state == NULL) {
+        return NULL;
+    }
+    set_slot(state, self->key_offset, key);
+    set_slot(state, self->session_offset, session);
+    set_slot(state, self->committed_offset, Py_None);
+    set_slot(state, self->expired_offset, Py_None);
+    set_slot(state, self->deleted_offset, Py_False);
+    Py_XSETREF(SLOT(obj, self->state_offset), state);
+    return state;
+}
+
+PyDoc_STRVAR(attach_state_doc,
+"attach_state(obj)\n--\n\n"
+"Give a new object of the class its state (no key, no session) and return it; the\n"
+"generated __init__ starts with this.");
+
+static PyObject *
+Hydrator_attach_state(Hydrator *self, PyObject *obj)
+{
+    if (!PyObject_TypeCheck(obj, self->cls)) {
+        PyErr_Format(PyExc_TypeError, "attach_state() takes a %s, not %s",
+                     self->cls->tp_name, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    return Py_XNewRef(attach(self, obj, Py_None, Py_None));
+}
+
 /* A new object for a row not yet in the identity map; returns a new reference. */
 static PyObject *
 create(Hydrator *self, PyObject *row, PyObject *key, PyObject *states, PyObject *session)
@@ -276,17 +310,8 @@ create(Hydrator *self, PyObject *row, PyObject *key, PyObject *states, PyObject 
         }
         Py_DECREF(value);
     }
-    PyObject *state = new_state(self, obj);
-    if (state == NULL) {
-        goto error;
-    }
-    set_slot(state, self->key_offset, key);
-    set_slot(state, self->session_offset, session);
-    set_slot(state, self->committed_offset, Py_None);
-    set_slot(state, self->expired_offset, Py_None);
-    set_slot(state, self->deleted_offset, Py_False);
-    Py_XSETREF(SLOT(obj, self->state_offset), state); /* the object owns its state */
-    if (PyDict_SetItem(states, key, state)) {
+    PyObject *state = attach(self, obj, key, session);
+    if (state == NULL || PyDict_SetItem(states, key, state)) {
         goto error;
     }
     Py_DECREF(values);
@@ -361,6 +386,7 @@ Hydrator_load_in_place(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef Hydrator_methods[] = {
     {"load_in_place", (PyCFunction)(void (*)(void))Hydrator_load_in_place, METH_FASTCALL,
      load_in_place_doc},
+    {"attach_state", (PyCFunction)Hydrator_attach_state, METH_O, attach_state_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,8 @@
 same: every test here runs with each, on both databases.
 
 The loops: hydrating a buffered result's rows into objects through the identity map,
-detaching every state at close, and the weakref callback that drops a dead object's entry.
+giving a constructed object its state, detaching every state at close, and the weakref
+callback that drops a dead object's entry.
 CI sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so an extension that failed to build fails here
 rather than leaving only the Python half tested.
 """
@@ -99,13 +100,12 @@ async def models(loops: str, db: Database) -> AsyncIterator[tuple[Models, AsyncE
     engine = db.make_engine()
     await m.Base.metadata.create_all(engine)
     async with engine.begin() as conn:
-        await conn.execute(insert(m.Shelf), [{"id": 1}, {"id": 2}])
+        # Keys left to the database (1, 2, … in order), so later inserts continue them.
+        for _ in range(2):
+            await conn.execute(insert(m.Shelf).values())
         await conn.execute(
             insert(m.Book),
-            [
-                {"id": i, "title": f"book {i}", "pages": i * 10, "shelf_id": 1}
-                for i in range(1, ROWS + 1)
-            ],
+            [{"title": f"book {i}", "pages": i * 10, "shelf_id": 1} for i in range(1, ROWS + 1)],
         )
     yield m, engine
 
@@ -119,6 +119,27 @@ async def test_the_selected_loop_is_the_one_that_runs(
     uses_c = bind_in_place.__qualname__.startswith("Mapper._hydrating")
     assert uses_c == (loops == "c")
     assert (state_module.object_collected is state_module._drop_entry) == (loops == "python")
+
+
+async def test_constructed_objects_get_a_transient_state_and_are_stored(
+    models: tuple[Models, AsyncEngine],
+) -> None:
+    m, engine = models
+    books = [m.Book(title=f"new {i}", pages=i) for i in range(ROWS)]
+    states = [asyncorm.inspect(b) for b in books]
+    assert all(s.transient and s.key is None and s.session is None for s in states)
+    assert len({id(s) for s in states}) == ROWS
+    async with AsyncSession(engine) as session:
+        session.add_all(books)
+        assert all(s.pending for s in states)
+        await session.commit()
+        assert all(s.persistent for s in states)
+        assert sorted(s.identity[0] for s in states) == list(range(ROWS + 1, 2 * ROWS + 1))
+    async with AsyncSession(engine) as session:
+        stored = (await session.scalars(select(m.Book).where(m.Book.id > ROWS))).all()
+        assert sorted((b.title, b.pages) for b in stored) == sorted(
+            (f"new {i}", i) for i in range(ROWS)
+        )
 
 
 async def test_rows_become_objects_once_per_identity(models: tuple[Models, AsyncEngine]) -> None:
@@ -253,6 +274,8 @@ def test_the_hydrator_refuses_a_class_it_cannot_fill() -> None:
     hydrator = extension.Hydrator(
         m.Book, mapper.state_class, extension.object_collected, ("id", "title"), (0, 1), 0
     )
+    with pytest.raises(TypeError, match="Book"):
+        hydrator.attach_state(Unmapped())
     rows: list[Any] = [(1,)]
     with pytest.raises(IndexError):
         hydrator.load_in_place(rows, {}, None)
