@@ -383,7 +383,74 @@ Hydrator_load_in_place(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(expire_doc,
+"expire(states, held, expired)\n--\n\n"
+"Expire the objects of ``states`` (a list; dead and keyless ones are skipped): remove\n"
+"every name of the layout from their __dict__, set their ``expired`` to ``expired``,\n"
+"and forget their changes, dropping changed objects from ``held``.");
+
+static PyObject *
+Hydrator_expire(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "expire(states: list, held: dict, expired)");
+        return NULL;
+    }
+    PyObject *states = args[0], *held = args[1], *expired = args[2];
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(states); i++) {
+        PyObject *state = Py_NewRef(PyList_GET_ITEM(states, i));
+        PyObject *obj = referent_of(state);
+        PyObject *key = SLOT(state, self->key_offset);
+        if (obj == NULL || key == NULL || key == Py_None) {
+            Py_XDECREF(obj);
+            Py_DECREF(state);
+            continue;
+        }
+        /* Removing values may free objects, and run their callbacks: both references are
+           held until this state is done. */
+        PyObject *values = PyObject_GenericGetDict(obj, NULL);
+        if (values == NULL) {
+            goto error;
+        }
+        for (Py_ssize_t n = 0; n < self->count; n++) {
+            PyObject *name = PyTuple_GET_ITEM(self->names, n);
+            int present = PyDict_Contains(values, name);
+            if (present < 0 || (present && PyDict_DelItem(values, name) < 0)) {
+                Py_DECREF(values);
+                goto error;
+            }
+        }
+        Py_DECREF(values);
+        set_slot(state, self->expired_offset, expired);
+        PyObject *committed = SLOT(state, self->committed_offset);
+        if (committed != NULL && committed != Py_None) {
+            set_slot(state, self->committed_offset, Py_None);
+            PyObject *state_id = PyLong_FromVoidPtr(state);
+            if (state_id == NULL) {
+                goto error;
+            }
+            int failed = PyDict_DelItem(held, state_id);
+            Py_DECREF(state_id);
+            if (failed) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                    goto error;
+                }
+                PyErr_Clear();
+            }
+        }
+        Py_DECREF(obj);
+        Py_DECREF(state);
+        continue;
+    error:
+        Py_DECREF(obj);
+        Py_DECREF(state);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Hydrator_methods[] = {
+    {"expire", (PyCFunction)(void (*)(void))Hydrator_expire, METH_FASTCALL, expire_doc},
     {"load_in_place", (PyCFunction)(void (*)(void))Hydrator_load_in_place, METH_FASTCALL,
      load_in_place_doc},
     {"attach_state", (PyCFunction)Hydrator_attach_state, METH_O, attach_state_doc},

@@ -2,8 +2,8 @@
 same: every test here runs with each, on both databases.
 
 The loops: hydrating a buffered result's rows into objects through the identity map,
-giving a constructed object its state, detaching every state at close, and the weakref
-callback that drops a dead object's entry.
+giving a constructed object its state, expiring objects (at every commit), detaching every
+state at close, and the weakref callback that drops a dead object's entry.
 CI sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so an extension that failed to build fails here
 rather than leaving only the Python half tested.
 """
@@ -36,6 +36,7 @@ from asyncorm import (
 from asyncorm._orm import mapper as mapper_module
 from asyncorm._orm import speedups
 from asyncorm._orm import state as state_module
+from asyncorm.exc import UnloadedAttributeError
 
 from ..conftest import Database
 
@@ -229,6 +230,39 @@ async def test_dead_objects_leave_the_identity_map(models: tuple[Models, AsyncEn
         assert len(session.identity_map) == 10
     async with AsyncSession(engine) as session:
         assert (await session.get(m.Book, ROWS)).pages == -1
+
+
+async def test_commit_expires_every_object_and_forgets_changes(
+    models: tuple[Models, AsyncEngine],
+) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as session:
+        books = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        shelf = await session.get(m.Shelf, 1)
+        books[0].pages = -5
+        await session.commit()
+        assert all(
+            asyncorm.inspect(b).expired_attributes == {"title", "pages", "shelf_id"} for b in books
+        )
+        assert books[1].id == 2  # the key is never expired
+        with pytest.raises(UnloadedAttributeError, match="title"):
+            books[1].title  # noqa: B018
+        assert asyncorm.inspect(shelf).expired_attributes == set()  # only a key: nothing
+        await session.refresh(books[0])
+        assert books[0].pages == -5
+        # Expiring a changed object drops its change, and the session lets it go.
+        books[2].pages = 7
+        assert list(session.dirty) == [books[2]]
+        session.expire_all()
+        assert not session.dirty
+        kept = books[:2]
+        del books
+        gc.collect()
+        assert len(session.identity_map) == 3  # two books and the shelf
+        await session.refresh(kept[1])
+        assert kept[1].pages == 20
+    async with AsyncSession(engine) as session:
+        assert (await session.get(m.Book, 3)).pages == 30
 
 
 async def test_close_detaches_every_loaded_object(models: tuple[Models, AsyncEngine]) -> None:
