@@ -470,6 +470,50 @@ static PyTypeObject HydratorType = {
     .tp_new = Hydrator_new,
 };
 
+/* InstanceState's slots, registered once by state.py (``register_state_class``); every
+   state class is a subclass with no slots of its own, so the offsets hold for all. */
+static PyTypeObject *state_base = NULL;
+static Py_ssize_t state_key, state_session, state_committed;
+
+PyDoc_STRVAR(register_state_class_doc,
+"register_state_class(cls)\n--\n\n"
+"Read the slot offsets of InstanceState, the base of every state class.");
+
+static PyObject *
+register_state_class(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "register_state_class takes a class");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (slot_offset(type, "key", &state_key) < 0 ||
+        slot_offset(type, "session", &state_session) < 0 ||
+        slot_offset(type, "committed", &state_committed) < 0) {
+        return NULL;
+    }
+    Py_XSETREF(state_base, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+/* Whether ``state`` is a registered state, so its slots may be read by offset. */
+static inline int
+is_state(PyObject *state)
+{
+    return state_base != NULL && PyObject_TypeCheck(state, state_base);
+}
+
+static int
+check_state(PyObject *state)
+{
+    if (is_state(state)) {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "expected an InstanceState, got %s (is the state class "
+                 "registered?)", Py_TYPE(state)->tp_name);
+    return -1;
+}
+
 PyDoc_STRVAR(forget_session_doc,
 "forget_session(states)\n--\n\n"
 "Set ``session`` to None on every state among the values of the dict ``states``.");
@@ -481,17 +525,13 @@ forget_session(PyObject *module, PyObject *states)
         PyErr_SetString(PyExc_TypeError, "forget_session takes a dict");
         return NULL;
     }
-    PyTypeObject *known = NULL; /* states of one mapper share a class, so one lookup */
-    Py_ssize_t offset = 0, position = 0;
+    Py_ssize_t position = 0;
     PyObject *key, *state;
     while (PyDict_Next(states, &position, &key, &state)) {
-        if (Py_TYPE(state) != known) {
-            if (slot_offset(Py_TYPE(state), "session", &offset) < 0) {
-                return NULL;
-            }
-            known = Py_TYPE(state);
+        if (check_state(state) < 0) {
+            return NULL;
         }
-        set_slot(state, offset, Py_None);
+        set_slot(state, state_session, Py_None);
     }
     Py_RETURN_NONE;
 }
@@ -505,17 +545,11 @@ static PyObject *identity_map_name, *by_mapper_name, *mapper_name;
 static PyObject *
 object_collected(PyObject *module, PyObject *state)
 {
-    static PyTypeObject *known = NULL; /* offsets are the InstanceState base class's */
-    static Py_ssize_t session_offset, key_offset;
-    if (Py_TYPE(state) != known) {
-        if (slot_offset(Py_TYPE(state), "session", &session_offset) < 0 ||
-            slot_offset(Py_TYPE(state), "key", &key_offset) < 0) {
-            return NULL;
-        }
-        known = Py_TYPE(state);
+    if (check_state(state) < 0) {
+        return NULL;
     }
-    PyObject *session = SLOT(state, session_offset);
-    PyObject *key = SLOT(state, key_offset);
+    PyObject *session = SLOT(state, state_session);
+    PyObject *key = SLOT(state, state_key);
     if (session == NULL || session == Py_None || key == NULL || key == Py_None) {
         Py_RETURN_NONE;
     }
@@ -554,7 +588,222 @@ done:
     Py_RETURN_NONE;
 }
 
+/* ColumnAccess: the instance side of a mapped column attribute (``user.name``), the base of
+   InstrumentedAttribute. A read is one __dict__ lookup. A write records the old value on
+   a loaded object's first change, as InstrumentedAttribute._set does; every other case
+   (no state yet, a second change, an unloaded attribute) calls that Python method. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *key;             /* the attribute's name */
+    PyObject *owner;           /* the mapped class */
+    Py_ssize_t object_state;   /* offset of the owner's state slot; -1 until known */
+} ColumnAccess;
+
+static PyObject *unloaded_name, *set_name, *held_name;
+
+static int
+ColumnAccess_traverse(ColumnAccess *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->key);
+    Py_VISIT(self->owner);
+    return 0;
+}
+
+static int
+ColumnAccess_clear(ColumnAccess *self)
+{
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->owner);
+    return 0;
+}
+
+static void
+ColumnAccess_dealloc(ColumnAccess *self)
+{
+    PyObject_GC_UnTrack(self);
+    ColumnAccess_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+ColumnAccess_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    ColumnAccess *self = (ColumnAccess *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->object_state = -1;
+    }
+    return (PyObject *)self;
+}
+
+static int
+ready(ColumnAccess *self)
+{
+    if (self->key == NULL || !PyUnicode_Check(self->key) || self->owner == NULL ||
+        !PyType_Check(self->owner)) {
+        PyErr_SetString(PyExc_TypeError, "a ColumnAccess needs its key and _owner set");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+ColumnAccess_get(PyObject *self_, PyObject *obj, PyObject *type)
+{
+    ColumnAccess *self = (ColumnAccess *)self_;
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self_);
+    }
+    if (ready(self) < 0) {
+        return NULL;
+    }
+    PyObject *values = PyObject_GenericGetDict(obj, NULL);
+    if (values == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyDict_GetItemWithError(values, self->key);
+    Py_XINCREF(value);
+    Py_DECREF(values);
+    if (value != NULL || PyErr_Occurred()) {
+        return value;
+    }
+    return PyObject_CallMethodOneArg(self_, unloaded_name, obj);
+}
+
+/* The state of an instance of the owner class, borrowed; NULL when it has none yet or is
+   not such an instance (the Python path decides then). */
+static PyObject *
+state_of(ColumnAccess *self, PyObject *obj)
+{
+    if (!PyObject_TypeCheck(obj, (PyTypeObject *)self->owner)) {
+        return NULL;
+    }
+    if (self->object_state < 0) {
+        if (slot_offset((PyTypeObject *)self->owner, "_asyncorm_state", &self->object_state) < 0) {
+            PyErr_Clear();
+            return NULL;
+        }
+    }
+    PyObject *state = SLOT(obj, self->object_state);
+    return state != NULL && is_state(state) ? state : NULL;
+}
+
+/* The first change of a loaded attribute: keep the old value, and have the session hold
+   the object until it is flushed. 0 done, 1 not this case, -1 error. */
+static int
+first_change(ColumnAccess *self, PyObject *obj, PyObject *state, PyObject *values,
+             PyObject *value)
+{
+    PyObject *committed = SLOT(state, state_committed);
+    if (committed != NULL && committed != Py_None) {
+        return 1;
+    }
+    PyObject *old = PyDict_GetItemWithError(values, self->key);
+    if (old == NULL) {
+        return PyErr_Occurred() ? -1 : 1;
+    }
+    Py_INCREF(old);
+    int same = old == value;
+    if (!same) {
+        /* == may be user code that fails: then the values differ, as in _same() */
+        int equal = PyObject_RichCompareBool(old, value, Py_EQ);
+        if (equal < 0) {
+            PyErr_Clear();
+            equal = 0;
+        }
+        same = equal && Py_TYPE(old) == Py_TYPE(value);
+    }
+    int result = 0;
+    if (!same) {
+        PyObject *changes = PyDict_New();
+        if (changes == NULL || PyDict_SetItem(changes, self->key, old) < 0) {
+            Py_XDECREF(changes);
+            Py_DECREF(old);
+            return -1;
+        }
+        Py_XSETREF(SLOT(state, state_committed), changes);
+        PyObject *session = SLOT(state, state_session);
+        if (session != NULL && session != Py_None) {
+            Py_INCREF(session);
+            PyObject *identity_map = PyObject_GetAttr(session, identity_map_name);
+            PyObject *held = identity_map ? PyObject_GetAttr(identity_map, held_name) : NULL;
+            PyObject *state_id = held ? PyLong_FromVoidPtr(state) : NULL;
+            if (state_id == NULL || PyObject_SetItem(held, state_id, obj) < 0) {
+                result = -1;
+            }
+            Py_XDECREF(state_id);
+            Py_XDECREF(held);
+            Py_XDECREF(identity_map);
+            Py_DECREF(session);
+        }
+    }
+    Py_DECREF(old);
+    return result;
+}
+
+static int
+ColumnAccess_set(PyObject *self_, PyObject *obj, PyObject *value)
+{
+    ColumnAccess *self = (ColumnAccess *)self_;
+    if (ready(self) < 0) {
+        return -1;
+    }
+    if (value == NULL) {
+        value = Py_None; /* del obj.attr sets None, as InstrumentedAttribute.__delete__ */
+    }
+    PyObject *state = state_of(self, obj);
+    if (state == NULL) {
+        goto python;
+    }
+    PyObject *values = PyObject_GenericGetDict(obj, NULL);
+    if (values == NULL) {
+        return -1;
+    }
+    PyObject *key = SLOT(state, state_key);
+    if (key != NULL && key != Py_None) {
+        Py_INCREF(state);
+        int outcome = first_change(self, obj, state, values, value);
+        Py_DECREF(state);
+        if (outcome != 0) {
+            Py_DECREF(values);
+            if (outcome < 0) {
+                return -1;
+            }
+            goto python;
+        }
+    }
+    int failed = PyDict_SetItem(values, self->key, value);
+    Py_DECREF(values);
+    return failed;
+python:;
+    PyObject *done = PyObject_CallMethodObjArgs(self_, set_name, obj, value, NULL);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+static PyMemberDef ColumnAccess_members[] = {
+    {"key", T_OBJECT_EX, offsetof(ColumnAccess, key), 0, "the attribute's name"},
+    {"_owner", T_OBJECT_EX, offsetof(ColumnAccess, owner), 0, "the mapped class"},
+    {NULL},
+};
+
+static PyTypeObject ColumnAccessType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asyncorm._orm._speedups.ColumnAccess",
+    .tp_basicsize = sizeof(ColumnAccess),
+    .tp_dealloc = (destructor)ColumnAccess_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The instance side of a mapped column attribute.",
+    .tp_traverse = (traverseproc)ColumnAccess_traverse,
+    .tp_clear = (inquiry)ColumnAccess_clear,
+    .tp_members = ColumnAccess_members,
+    .tp_descr_get = ColumnAccess_get,
+    .tp_descr_set = ColumnAccess_set,
+    .tp_new = ColumnAccess_new,
+};
+
 static PyMethodDef module_methods[] = {
+    {"register_state_class", register_state_class, METH_O, register_state_class_doc},
     {"forget_session", forget_session, METH_O, forget_session_doc},
     {"object_collected", object_collected, METH_O, object_collected_doc},
     {NULL, NULL, 0, NULL},
@@ -575,15 +824,20 @@ PyInit__speedups(void)
     identity_map_name = PyUnicode_InternFromString("_identity_map");
     by_mapper_name = PyUnicode_InternFromString("_by_mapper");
     mapper_name = PyUnicode_InternFromString("mapper");
+    unloaded_name = PyUnicode_InternFromString("_unloaded");
+    set_name = PyUnicode_InternFromString("_set");
+    held_name = PyUnicode_InternFromString("_held");
     if (empty_tuple == NULL || identity_map_name == NULL || by_mapper_name == NULL ||
-        mapper_name == NULL || PyType_Ready(&HydratorType) < 0) {
+        mapper_name == NULL || unloaded_name == NULL || set_name == NULL || held_name == NULL ||
+        PyType_Ready(&HydratorType) < 0 || PyType_Ready(&ColumnAccessType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(m, "Hydrator", (PyObject *)&HydratorType) < 0) {
+    if (PyModule_AddObjectRef(m, "Hydrator", (PyObject *)&HydratorType) < 0 ||
+        PyModule_AddObjectRef(m, "ColumnAccess", (PyObject *)&ColumnAccessType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

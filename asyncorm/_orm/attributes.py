@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from .._sql.elements import ColumnOperators
 from ..exc import UnloadedAttributeError
+from . import speedups
 from .state import NO_VALUE, InstanceState, instance_state
 
 if TYPE_CHECKING:
@@ -77,7 +78,44 @@ class QueryableAttribute(ColumnOperators, Generic[_T]):
         return ""
 
 
-class InstrumentedAttribute(QueryableAttribute[_T]):
+class _PythonColumnAccess:
+    """The instance side of a column attribute: ``__dict__`` reads, and writes through
+    ``InstrumentedAttribute._set``. The C extension's ``ColumnAccess`` replaces this class
+    (a read in C costs a fifth of a Python ``__get__``); both call back ``_unloaded`` for a
+    missing value and ``_set`` for every write but the commonest."""
+
+    __slots__ = ()
+
+    key: str
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.key]
+        except KeyError:
+            return self._unloaded(obj)
+
+    def __set__(self, obj: object, value: Any) -> None:
+        self._set(obj, value)
+
+    def __delete__(self, obj: object) -> None:
+        self._set(obj, None)
+
+    def _unloaded(self, obj: object) -> Any:
+        raise NotImplementedError
+
+    def _set(self, obj: object, value: Any) -> None:
+        raise NotImplementedError
+
+
+if TYPE_CHECKING:
+    _ColumnAccess = _PythonColumnAccess
+else:
+    _ColumnAccess = speedups.ColumnAccess or _PythonColumnAccess
+
+
+class InstrumentedAttribute(_ColumnAccess, QueryableAttribute[_T]):
     """A mapped column attribute."""
 
     column: Column[Any]
@@ -85,27 +123,29 @@ class InstrumentedAttribute(QueryableAttribute[_T]):
     def __init__(self, mapper: Mapper, key: str, column: Column[Any]) -> None:
         super().__init__(mapper, key)
         self.column = column
+        self._owner = mapper.class_  # ColumnAccess reads the state slot of its instances
 
     def __clause_element__(self) -> Column[_T]:
         return self.column
 
-    @overload
-    def __get__(self, obj: None, owner: type) -> InstrumentedAttribute[_T]: ...
-    @overload
-    def __get__(self, obj: object, owner: type) -> _T: ...
-    def __get__(self, obj: object | None, owner: type) -> Any:
-        if obj is None:
-            return self
-        try:
-            return obj.__dict__[self.key]
-        except KeyError:
-            state = instance_state(obj)
-            if state.key is None:
-                # Transient and pending objects have nothing to load: unset means None.
-                return None
-            raise self.unloaded_error(obj, state) from None
+    if TYPE_CHECKING:  # the descriptor methods are _ColumnAccess's; these are their types
 
-    def __set__(self, obj: object, value: _T) -> None:
+        @overload
+        def __get__(self, obj: None, owner: type) -> InstrumentedAttribute[_T]: ...
+        @overload
+        def __get__(self, obj: object, owner: type) -> _T: ...
+        def __get__(self, obj: object | None, owner: type) -> Any: ...
+        def __set__(self, obj: object, value: _T) -> None: ...
+
+    def _unloaded(self, obj: object) -> Any:
+        """A read of a value ``__dict__`` does not hold."""
+        state = instance_state(obj)
+        if state.key is None:
+            # Transient and pending objects have nothing to load: unset means None.
+            return None
+        raise self.unloaded_error(obj, state) from None
+
+    def _set(self, obj: object, value: Any) -> None:
         values = obj.__dict__
         key = self.key
         try:
@@ -129,9 +169,6 @@ class InstrumentedAttribute(QueryableAttribute[_T]):
             else:
                 record_change(state, obj, key, values.get(key, NO_VALUE), value)
         values[key] = value
-
-    def __delete__(self, obj: object) -> None:
-        self.__set__(obj, None)  # type: ignore[arg-type]
 
 
 def record_change(state: InstanceState, obj: object, key: str, old: Any, new: Any) -> None:

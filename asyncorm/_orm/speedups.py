@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._speedups import ColumnAccess as CColumnAccess
     from ._speedups import Hydrator as CHydrator
 
 
@@ -32,6 +33,12 @@ Hydrator: type[CHydrator] | None = None if _module is None else _module.Hydrator
 #: ``state.session = None`` for every state among a dict's values
 forget_session: Callable[[dict[Any, Any]], None] | None = (
     None if _module is None else _module.forget_session
+)
+#: the base of InstrumentedAttribute: its __get__ and __set__ (see ``attributes.py``)
+ColumnAccess: type[CColumnAccess] | None = None if _module is None else _module.ColumnAccess
+#: tells the extension the slot layout of InstanceState (``state.py`` calls it)
+register_state_class: Callable[[type], None] | None = (
+    None if _module is None else _module.register_state_class
 )
 #: the states' weakref callback (see ``state.object_collected``)
 object_collected: Callable[[Any], None] | None = (

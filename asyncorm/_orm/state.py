@@ -95,6 +95,10 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
         return f"<InstanceState of {self.mapper.class_.__name__} key={self.key!r}>"
 
 
+if speedups.register_state_class is not None:
+    speedups.register_state_class(InstanceState)
+
+
 def new_state(obj: object, mapper: Mapper) -> InstanceState:
     """A fresh state for ``obj`` (not yet attached to it)."""
     state = mapper.state_class(obj, object_collected)

@@ -36,7 +36,7 @@ from asyncorm import (
 from asyncorm._orm import mapper as mapper_module
 from asyncorm._orm import speedups
 from asyncorm._orm import state as state_module
-from asyncorm.exc import UnloadedAttributeError
+from asyncorm.exc import InvalidRequestError, UnloadedAttributeError
 
 from ..conftest import Database
 
@@ -59,6 +59,7 @@ def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     """Selects the implementation for the mappers built during the test."""
     if request.param == "c":
         extension = _extension()
+        extension.register_state_class(state_module.InstanceState)  # as state.py does
         hydrator, forget, collected = (
             extension.Hydrator,
             extension.forget_session,
@@ -314,3 +315,105 @@ def test_the_hydrator_refuses_a_class_it_cannot_fill() -> None:
     with pytest.raises(IndexError):
         hydrator.load_in_place(rows, {}, None)
     assert rows == [(1,)]  # the row that failed is left as it was
+
+
+# ``user.name`` reads and writes go through ``InstrumentedAttribute``'s base: the C
+# extension's ``ColumnAccess``, or ``_PythonColumnAccess`` when CI runs the suite again with
+# ASYNCORM_NO_EXTENSIONS=1. The cases below are those where the C fast path hands over to
+# Python, or decides alone; each pass checks its own base.
+
+
+class Unequal:
+    """A value whose == fails, as some user types' do."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparison")
+
+    __hash__ = object.__hash__
+
+
+@pytest.fixture
+async def loaded(db: Database) -> AsyncIterator[tuple[Models, AsyncSession]]:
+    m = Models()
+    engine = db.make_engine()
+    await m.Base.metadata.create_all(engine)
+    async with AsyncSession(engine) as session:
+        session.add_all([m.Book(title=f"book {i}", pages=i) for i in range(1, 4)])
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        yield m, session
+
+
+def test_the_active_column_access_is_the_extension_unless_disabled() -> None:
+    from asyncorm._orm.attributes import InstrumentedAttribute
+
+    base = InstrumentedAttribute.__mro__[1]
+    if os.environ.get("ASYNCORM_NO_EXTENSIONS"):
+        assert base.__name__ == "_PythonColumnAccess"
+    elif os.environ.get("ASYNCORM_REQUIRE_EXTENSIONS") == "1":
+        assert base is _extension().ColumnAccess
+
+
+async def test_writes_record_the_first_change_only_when_the_value_differs(
+    loaded: tuple[Models, AsyncSession],
+) -> None:
+    m, session = loaded
+    one, two, three = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+    one.title = "book 1"  # equal: no change
+    one.pages = True  # equal to 1 but another type: a change
+    two.title = "renamed"
+    two.title = "renamed again"  # a second change keeps the first old value
+    del three.title  # deleting sets None
+    assert set(session.dirty) == {one, two, three}
+    assert asyncorm.inspect(one).attrs["title"].history.deleted == ()
+    assert asyncorm.inspect(two).attrs["title"].history.deleted == ("book 2",)
+    assert three.title is None
+    two.title = "book 2"  # set back: no longer changed
+    assert set(session.dirty) == {one, three}
+    await session.rollback()
+
+
+async def test_a_failing_comparison_counts_as_a_change(
+    loaded: tuple[Models, AsyncSession],
+) -> None:
+    m, session = loaded
+    book = await session.get(m.Book, 1)
+    assert book is not None
+    book.__dict__["title"] = Unequal()  # as if loaded so
+    book.title = "new"
+    assert list(session.dirty) == [book]
+    await session.rollback()
+
+
+async def test_writes_to_new_and_detached_objects(loaded: tuple[Models, AsyncSession]) -> None:
+    m, session = loaded
+    new = m.Book(title="fresh", pages=1)
+    assert new.shelf_id is None  # unset on a transient object reads as None
+    new.pages = 2
+    session.add(new)
+    new.pages = 3  # pending: nothing to record
+    assert not asyncorm.inspect(new).modified
+    book = await session.get(m.Book, 2)
+    assert book is not None
+    session.expunge(book)
+    book.pages = 99  # detached: recorded, but no session holds it
+    assert asyncorm.inspect(book).modified
+    assert book not in session.dirty
+    other = await session.get(m.Book, 3)
+    assert other is not None
+    session.expire(other, ["title"])
+    with pytest.raises(UnloadedAttributeError, match=r"Book\.title was expired"):
+        other.title  # noqa: B018
+    await session.rollback()
+
+
+async def test_a_foreign_object_is_refused(loaded: tuple[Models, AsyncSession]) -> None:
+    m, _ = loaded
+
+    class Plain:
+        pass
+
+    with pytest.raises(InvalidRequestError, match="not an instance of a mapped"):
+        m.Book.__dict__["title"].__set__(Plain(), "x")
+    with pytest.raises(InvalidRequestError, match="not an instance of a mapped"):
+        m.Book.__dict__["title"].__get__(Plain(), m.Book)
