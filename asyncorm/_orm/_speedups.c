@@ -1,14 +1,18 @@
-/* The ORM's two per-object loops in C: row hydration, and detaching states at close.
+/* The ORM's per-object work in C: an optional extension; the Python code it stands in for
+   stays, and the tests run both (ASYNCORM_NO_EXTENSIONS=1 selects the Python code).
 
-   Hydration is the loop that turns a buffered result's rows into mapped objects.
+   - Hydrator: one row layout of one mapped class. ``load_in_place`` turns a buffered
+     result's rows into objects through the identity map, as the generated Python row
+     loader does (mapper.py, ``_build_row_loader``) for a single-column key without
+     populate_existing; ``attach_state`` gives a constructed object its state (the
+     generated __init__); ``expire`` is the generated expiry (every commit).
+   - ColumnAccess: the base of InstrumentedAttribute, whose __get__ and __set__ it is.
+   - forget_session (a session's close) and object_collected (the states' weakref
+     callback).
 
-   It does what the generated Python row loader (mapper.py, ``_build_row_loader``) does for
-   the common shape, a single-column primary key without populate_existing, and nothing
-   else: one identity-map lookup per row; for a new row one object made without __init__,
-   its __dict__ filled, one state (the weak reference) with its slots set. The slots are
-   written through the offsets of their member descriptors, read once per layout, so a
-   row costs no attribute lookups. Every other shape stays with the Python loader, which
-   remains the reference: the tests run both (ASYNCORM_NO_EXTENSIONS=1 selects it). */
+   Slots are read and written through the offsets of their member descriptors, found once
+   (``register_state_class`` for InstanceState's), so an object costs no attribute
+   lookups. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,9 +28,7 @@ typedef struct {
     Py_ssize_t *positions;    /* row position of each name */
     Py_ssize_t count;         /* len(names) */
     Py_ssize_t key_position;  /* row position of the primary key */
-    /* byte offsets of the state's slots, and of the object's state slot */
-    Py_ssize_t key_offset, session_offset, committed_offset, expired_offset, deleted_offset;
-    Py_ssize_t state_offset;
+    Py_ssize_t object_state;  /* offset of the class's state slot */
 } Hydrator;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
@@ -52,6 +54,56 @@ slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
         return -1;
     }
     return 0;
+}
+
+/* InstanceState's slots, registered once by state.py (``register_state_class``); every
+   state class is a subclass with no slots of its own, so the offsets hold for all. */
+static PyTypeObject *state_base = NULL;
+static Py_ssize_t state_key, state_session, state_committed, state_expired, state_deleted;
+
+PyDoc_STRVAR(register_state_class_doc,
+"register_state_class(cls)\n--\n\n"
+"Read the slot offsets of InstanceState, the base of every state class.");
+
+static PyObject *
+register_state_class(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "register_state_class takes a class");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (!PyType_IsSubtype(type, &_PyWeakref_RefType)) {
+        PyErr_SetString(PyExc_TypeError, "the state class must subclass weakref.ref");
+        return NULL;
+    }
+    if (slot_offset(type, "key", &state_key) < 0 ||
+        slot_offset(type, "session", &state_session) < 0 ||
+        slot_offset(type, "committed", &state_committed) < 0 ||
+        slot_offset(type, "expired", &state_expired) < 0 ||
+        slot_offset(type, "deleted", &state_deleted) < 0) {
+        return NULL;
+    }
+    Py_XSETREF(state_base, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+/* Whether ``state`` is a registered state, so its slots may be read by offset. */
+static inline int
+is_state(PyObject *state)
+{
+    return state_base != NULL && PyObject_TypeCheck(state, state_base);
+}
+
+static int
+check_state(PyObject *state)
+{
+    if (is_state(state)) {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "expected an InstanceState, got %s (is the state class "
+                 "registered?)", Py_TYPE(state)->tp_name);
+    return -1;
 }
 
 /* A mapper holds its hydrators and its class holds the mapper: a cycle the collector must
@@ -107,8 +159,9 @@ Hydrator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "names and positions differ in length");
         return NULL;
     }
-    if (!PyType_IsSubtype(state_type, (PyTypeObject *)&_PyWeakref_RefType)) {
-        PyErr_SetString(PyExc_TypeError, "state_type must subclass weakref.ref");
+    if (state_base == NULL || !PyType_IsSubtype(state_type, state_base)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "state_type must subclass the registered state class (weakref.ref)");
         return NULL;
     }
     Hydrator *self = (Hydrator *)type->tp_alloc(type, 0);
@@ -145,12 +198,7 @@ Hydrator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
         self->positions[i] = position;
     }
-    if (slot_offset(state_type, "key", &self->key_offset) < 0 ||
-        slot_offset(state_type, "session", &self->session_offset) < 0 ||
-        slot_offset(state_type, "committed", &self->committed_offset) < 0 ||
-        slot_offset(state_type, "expired", &self->expired_offset) < 0 ||
-        slot_offset(state_type, "deleted", &self->deleted_offset) < 0 ||
-        slot_offset(cls, "_asyncorm_state", &self->state_offset) < 0) {
+    if (slot_offset(cls, "_asyncorm_state", &self->object_state) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -221,7 +269,7 @@ refill(Hydrator *self, PyObject *obj, PyObject *state, PyObject *row)
         }
     }
     Py_DECREF(values);
-    set_slot(state, self->expired_offset, Py_None);
+    set_slot(state, state_expired, Py_None);
     return 0;
 error:
     Py_DECREF(values);
@@ -248,10 +296,12 @@ new_state(Hydrator *self, PyObject *obj)
         PyTuple_SET_ITEM(args, 1, Py_NewRef(self->collected));
     }
     PyTypeObject *type = (PyTypeObject *)self->state_type;
+    Py_INCREF(args); /* a nested call (from a finalizer the allocation ran) makes its own */
     Py_SETREF(((PyTupleObject *)args)->ob_item[0], Py_NewRef(obj));
     PyObject *state = type->tp_new(type, args, NULL);
     /* the tuple must not keep the object alive */
     Py_SETREF(((PyTupleObject *)args)->ob_item[0], Py_NewRef(Py_None));
+    Py_DECREF(args);
     return state;
 }
 
@@ -264,12 +314,12 @@ attach(Hydrator *self, PyObject *obj, PyObject *key, PyObject *session)
     if (state == NULL) {
         return NULL;
     }
-    set_slot(state, self->key_offset, key);
-    set_slot(state, self->session_offset, session);
-    set_slot(state, self->committed_offset, Py_None);
-    set_slot(state, self->expired_offset, Py_None);
-    set_slot(state, self->deleted_offset, Py_False);
-    Py_XSETREF(SLOT(obj, self->state_offset), state);
+    set_slot(state, state_key, key);
+    set_slot(state, state_session, session);
+    set_slot(state, state_committed, Py_None);
+    set_slot(state, state_expired, Py_None);
+    set_slot(state, state_deleted, Py_False);
+    Py_XSETREF(SLOT(obj, self->object_state), state);
     return state;
 }
 
@@ -340,45 +390,43 @@ Hydrator_load_in_place(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
-        PyObject *row = PyList_GET_ITEM(rows, i);
+        /* held: hashing a key or allocating may run Python code */
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, i));
+        PyObject *obj = NULL;
         PyObject *key = item(row, self->key_position);
         if (key == NULL) {
-            return NULL;
+            goto error;
         }
-        PyObject *obj;
-        if (key == Py_None) {
-            obj = key; /* the reference is handed to the list */
-            PyList_SetItem(rows, i, obj);
-            continue;
-        }
-        PyObject *state = PyDict_GetItemWithError(states, key);
-        obj = NULL;
-        if (state != NULL) {
-            Py_INCREF(state);
-            obj = referent_of(state);
-            if (obj != NULL) {
-                if (refill(self, obj, state, row) < 0) {
-                    Py_CLEAR(obj);
+        if (key != Py_None) {
+            PyObject *state = PyDict_GetItemWithError(states, key);
+            if (state != NULL) {
+                Py_INCREF(state);
+                obj = referent_of(state);
+                if (obj != NULL && refill(self, obj, state, row) < 0) {
                     Py_DECREF(state);
-                    Py_DECREF(key);
-                    return NULL;
+                    goto error;
                 }
+                Py_DECREF(state);
             }
-            Py_DECREF(state);
-        }
-        else if (PyErr_Occurred()) {
-            Py_DECREF(key);
-            return NULL;
-        }
-        if (obj == NULL) {
-            obj = create(self, row, key, states, session);
-            if (obj == NULL) {
-                Py_DECREF(key);
-                return NULL;
+            else if (PyErr_Occurred()) {
+                goto error;
             }
+            if (obj == NULL && (obj = create(self, row, key, states, session)) == NULL) {
+                goto error;
+            }
+        }
+        else {
+            obj = Py_NewRef(Py_None);
         }
         Py_DECREF(key);
+        Py_DECREF(row);
         PyList_SetItem(rows, i, obj); /* steals obj; frees the row */
+        continue;
+    error:
+        Py_XDECREF(obj);
+        Py_XDECREF(key);
+        Py_DECREF(row);
+        return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -400,7 +448,7 @@ Hydrator_expire(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(states); i++) {
         PyObject *state = Py_NewRef(PyList_GET_ITEM(states, i));
         PyObject *obj = referent_of(state);
-        PyObject *key = SLOT(state, self->key_offset);
+        PyObject *key = SLOT(state, state_key);
         if (obj == NULL || key == NULL || key == Py_None) {
             Py_XDECREF(obj);
             Py_DECREF(state);
@@ -421,10 +469,10 @@ Hydrator_expire(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         Py_DECREF(values);
-        set_slot(state, self->expired_offset, expired);
-        PyObject *committed = SLOT(state, self->committed_offset);
+        set_slot(state, state_expired, expired);
+        PyObject *committed = SLOT(state, state_committed);
         if (committed != NULL && committed != Py_None) {
-            set_slot(state, self->committed_offset, Py_None);
+            set_slot(state, state_committed, Py_None);
             PyObject *state_id = PyLong_FromVoidPtr(state);
             if (state_id == NULL) {
                 goto error;
@@ -469,50 +517,6 @@ static PyTypeObject HydratorType = {
     .tp_methods = Hydrator_methods,
     .tp_new = Hydrator_new,
 };
-
-/* InstanceState's slots, registered once by state.py (``register_state_class``); every
-   state class is a subclass with no slots of its own, so the offsets hold for all. */
-static PyTypeObject *state_base = NULL;
-static Py_ssize_t state_key, state_session, state_committed;
-
-PyDoc_STRVAR(register_state_class_doc,
-"register_state_class(cls)\n--\n\n"
-"Read the slot offsets of InstanceState, the base of every state class.");
-
-static PyObject *
-register_state_class(PyObject *module, PyObject *cls)
-{
-    if (!PyType_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "register_state_class takes a class");
-        return NULL;
-    }
-    PyTypeObject *type = (PyTypeObject *)cls;
-    if (slot_offset(type, "key", &state_key) < 0 ||
-        slot_offset(type, "session", &state_session) < 0 ||
-        slot_offset(type, "committed", &state_committed) < 0) {
-        return NULL;
-    }
-    Py_XSETREF(state_base, (PyTypeObject *)Py_NewRef(cls));
-    Py_RETURN_NONE;
-}
-
-/* Whether ``state`` is a registered state, so its slots may be read by offset. */
-static inline int
-is_state(PyObject *state)
-{
-    return state_base != NULL && PyObject_TypeCheck(state, state_base);
-}
-
-static int
-check_state(PyObject *state)
-{
-    if (is_state(state)) {
-        return 0;
-    }
-    PyErr_Format(PyExc_TypeError, "expected an InstanceState, got %s (is the state class "
-                 "registered?)", Py_TYPE(state)->tp_name);
-    return -1;
-}
 
 PyDoc_STRVAR(forget_session_doc,
 "forget_session(states)\n--\n\n"
