@@ -90,8 +90,11 @@ class IdentityMap:
     def objects(self) -> list[Any]:
         return [obj for obj in (state() for state in self.states()) if obj is not None]
 
-    def held_states(self) -> list[InstanceState]:
-        return [getattr(obj, STATE_ATTR) for obj in self._held.values()]
+    def changed_states(self) -> list[InstanceState]:
+        """The states of held objects that still have changes (one set back has none)."""
+        return [
+            state for obj in self._held.values() if (state := getattr(obj, STATE_ATTR)).committed
+        ]
 
     def detach_all(self) -> None:
         """Forget every state, each now belonging to no session (what a close does)."""

@@ -183,9 +183,7 @@ class AsyncSession:
     def dirty(self) -> IdentitySet:
         """Persistent objects with changed attributes."""
         return IdentitySet(
-            s()
-            for s in self._identity_map.held_states()
-            if s.committed and id(s) not in self._deleted
+            s() for s in self._identity_map.changed_states() if id(s) not in self._deleted
         )
 
     @property
@@ -698,7 +696,7 @@ class AsyncSession:
         return changes
 
     def _pending_and_changed(self) -> tuple[list[InstanceState], list[InstanceState]]:
-        changed = [s for s in self._identity_map.held_states() if s.committed]
+        changed = self._identity_map.changed_states()
         return list(self._new.values()), changed
 
     def _clear_changes(self, changes: FlushChanges) -> None:

@@ -305,10 +305,13 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             for i in changes.assignments
             if i not in dirty_ids and i not in new_rows and i not in deleted_ids
         ]
-    last: tuple[Mapper, tuple[str, ...], UpdateBatch] | None = None
+    # The batch of the row before, usually the one of this row too: its mapper, its
+    # columns, and the appenders of its lists, so such a row costs no lookups.
+    last: tuple[Mapper, tuple[str, ...], Any, Any, Any] | None = None
     assignments = changes.assignments
     for state in candidates:
-        if state.key is None or (deleted_ids and id(state) in deleted_ids):
+        identity = state.key
+        if identity is None or (deleted_ids and id(state) in deleted_ids):
             continue
         mapper = state.mapper
         obj = state()
@@ -318,6 +321,18 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             changed = {}
         elif len(committed) == 1:  # committed also records relationship changes
             (key,) = committed  # one changed attribute, the common case: no comprehension
+            if (
+                last is not None
+                and last[0] is mapper
+                and last[1] == (key,)
+                and key in values
+                and not assignments
+            ):
+                # The same single column as the row before (W4's 2,000 rows): append.
+                last[2](state)
+                last[3]({key: values[key]})
+                last[4](identity)
+                continue
             changed = {key: values[key]} if key in values and key in mapper.columns else {}
         else:  # in column order, so objects changing the same columns share one batch
             changed = {
@@ -345,12 +360,16 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             batch = updates.get((0, mapper, keys))
             if batch is None:
                 batch = updates[(0, mapper, keys)] = UpdateBatch(mapper, keys)
-            last = (mapper, keys, batch)
-        else:
-            batch = last[2]
-        batch.states.append(state)
-        batch.rows.append(changed)
-        batch.identities.append(state.key)
+            last = (
+                mapper,
+                keys,
+                batch.states.append,
+                batch.rows.append,
+                batch.identities.append,
+            )
+        last[2](state)
+        last[3](changed)
+        last[4](identity)
 
     for state_id, values in changes.post_updates.items():
         if state_id in deleted_ids:

@@ -149,6 +149,44 @@ async def test_many_objects_changing_several_columns_each_keep_their_own_values(
         ]
 
 
+async def test_objects_changing_one_column_each_batch_by_column(orm_engine: AsyncEngine) -> None:
+    """Runs of rows changing the same single column share a batch; a change of another
+    column, of two columns, or one set back, in between, keeps its own values."""
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([Note(title=f"t{i}", body=f"b{i}", score=float(i)) for i in range(60)])
+        session.add_all([User(fullname=f"u{i}") for i in range(3)])
+        await session.commit()
+        notes = (await session.scalars(select(Note).order_by(Note.id))).all()
+        users = (await session.scalars(select(User).order_by(User.id))).all()
+        for i, note in enumerate(notes):
+            if i % 7 == 3:
+                note.body = f"B{i}"  # another single column
+            elif i % 11 == 5:
+                note.title, note.score = f"T{i}", -1.0  # two columns
+            elif i % 13 == 6:
+                note.score = 99.0
+                note.score = float(i)  # set back: no change
+            else:
+                note.score += 0.5
+            if i % 20 == 0:
+                users[i // 20].fullname = f"U{i}"  # another mapper in between
+        await session.commit()
+        rows = await session.execute(select(Note.title, Note.body, Note.score).order_by(Note.id))
+        expected = []
+        for i in range(60):
+            if i % 7 == 3:
+                expected.append((f"t{i}", f"B{i}", float(i)))
+            elif i % 11 == 5:
+                expected.append((f"T{i}", f"b{i}", -1.0))
+            elif i % 13 == 6:
+                expected.append((f"t{i}", f"b{i}", float(i)))
+            else:
+                expected.append((f"t{i}", f"b{i}", i + 0.5))
+        assert [tuple(row) for row in rows] == expected
+        names = await session.scalars(select(User.fullname).order_by(User.id))
+        assert list(names) == ["U0", "U20", "U40"]
+
+
 async def test_value_set_back_is_not_dirty(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         session.add(User(fullname="x"))
