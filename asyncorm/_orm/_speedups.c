@@ -25,7 +25,7 @@ typedef struct {
     PyObject *collected;      /* the weakref callback */
     PyObject *names;          /* tuple of attribute names, one per loaded column */
     PyObject *state_args;     /* (obj, collected), refilled per row; see new_state */
-    Py_ssize_t *positions;    /* row position of each name */
+    Py_ssize_t *positions;    /* row position of each name; NULL: loads no rows */
     Py_ssize_t count;         /* len(names) */
     Py_ssize_t key_position;  /* row position of the primary key */
     Py_ssize_t object_state;  /* offset of the class's state slot */
@@ -146,23 +146,34 @@ Hydrator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                "key_position", NULL};
     PyTypeObject *cls;
     PyTypeObject *state_type;
-    PyObject *collected, *names, *positions;
-    Py_ssize_t key_position;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OO!O!n:Hydrator", keywords,
+    PyObject *collected, *names = empty_tuple, *positions = Py_None;
+    Py_ssize_t key_position = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O|O!On:Hydrator", keywords,
                                      &PyType_Type, &cls, &PyType_Type, &state_type,
-                                     &collected, &PyTuple_Type, &names, &PyTuple_Type,
-                                     &positions, &key_position)) {
+                                     &collected, &PyTuple_Type, &names, &positions,
+                                     &key_position)) {
         return NULL;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(names);
-    if (PyTuple_GET_SIZE(positions) != count) {
-        PyErr_SetString(PyExc_ValueError, "names and positions differ in length");
+    int loads = positions != Py_None; /* without positions: attach_state and expire only */
+    if (loads && (!PyTuple_Check(positions) || PyTuple_GET_SIZE(positions) != count)) {
+        PyErr_SetString(PyExc_ValueError, "positions must be a tuple, one per name");
+        return NULL;
+    }
+    if (loads && key_position < 0) {
+        PyErr_SetString(PyExc_ValueError, "row positions must not be negative");
         return NULL;
     }
     if (state_base == NULL || !PyType_IsSubtype(state_type, state_base)) {
         PyErr_SetString(PyExc_TypeError,
                         "state_type must subclass the registered state class (weakref.ref)");
         return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(names, i))) {
+            PyErr_SetString(PyExc_TypeError, "names must be str");
+            return NULL;
+        }
     }
     Hydrator *self = (Hydrator *)type->tp_alloc(type, 0);
     if (self == NULL) {
@@ -174,29 +185,23 @@ Hydrator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->names = Py_NewRef(names);
     self->count = count;
     self->key_position = key_position;
-    self->positions = PyMem_New(Py_ssize_t, count > 0 ? count : 1);
-    if (self->positions == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        if (!PyUnicode_CheckExact(name)) {
-            PyErr_SetString(PyExc_TypeError, "names must be str");
+    if (loads) {
+        self->positions = PyMem_New(Py_ssize_t, count > 0 ? count : 1);
+        if (self->positions == NULL) {
             Py_DECREF(self);
-            return NULL;
+            return PyErr_NoMemory();
         }
-        Py_ssize_t position = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
-        if (position == -1 && PyErr_Occurred()) {
-            Py_DECREF(self);
-            return NULL;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_ssize_t position = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
+            if (position < 0) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_ValueError, "row positions must not be negative");
+                }
+                Py_DECREF(self);
+                return NULL;
+            }
+            self->positions[i] = position;
         }
-        if (position < 0 || key_position < 0) {
-            PyErr_SetString(PyExc_ValueError, "row positions must not be negative");
-            Py_DECREF(self);
-            return NULL;
-        }
-        self->positions[i] = position;
     }
     if (slot_offset(cls, "_asyncorm_state", &self->object_state) < 0) {
         Py_DECREF(self);
@@ -385,6 +390,10 @@ Hydrator_load_in_place(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0], *states = args[1], *session = args[2];
+    if (self->positions == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this Hydrator was made without row positions");
+        return NULL;
+    }
     if (!PyList_CheckExact(rows) || !PyDict_CheckExact(states)) {
         PyErr_SetString(PyExc_TypeError, "load_in_place takes a list and a dict");
         return NULL;

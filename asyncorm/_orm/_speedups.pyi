@@ -6,9 +6,9 @@ class Hydrator:
         cls: type,
         state_type: type,
         collected: Any,
-        names: tuple[str, ...],
-        positions: tuple[int, ...],
-        key_position: int,
+        names: tuple[str, ...] = (),
+        positions: tuple[int, ...] | None = None,
+        key_position: int = -1,
     ) -> None: ...
     def load_in_place(self, rows: list[Any], states: dict[Any, Any], session: Any, /) -> None: ...
     def attach_state(self, obj: Any, /) -> Any: ...

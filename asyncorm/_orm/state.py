@@ -45,8 +45,9 @@ NO_VALUE: Final = _NoValue()
 def _drop_entry(state: InstanceState) -> None:
     """The weakref callback: the object is gone, so only its identity-map entry is left to
     drop. It runs for every object that dies in a session (W4 and W7 let 2,000 go at
-    once), so the map's dictionary is reached directly, in this one call; the C extension's
-    ``object_collected`` does the same at a third of the cost."""
+    once), so the map's dictionary is reached directly, in this one call. The C extension's
+    ``object_collected`` does the same (W4's 2,000 objects dying at commit: 0.97 ms in
+    Python, 0.64 ms with it)."""
     session = state.session
     key = state.key
     if session is not None and key is not None:

@@ -311,6 +311,9 @@ def test_the_hydrator_refuses_a_class_it_cannot_fill() -> None:
     )
     with pytest.raises(TypeError, match="Book"):
         hydrator.attach_state(Unmapped())
+    without_rows = extension.Hydrator(m.Book, mapper.state_class, extension.object_collected)
+    with pytest.raises(TypeError, match="without row positions"):
+        without_rows.load_in_place([], {}, None)
     rows: list[Any] = [(1,)]
     with pytest.raises(IndexError):
         hydrator.load_in_place(rows, {}, None)
