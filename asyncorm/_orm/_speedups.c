@@ -106,6 +106,17 @@ check_state(PyObject *state)
     return -1;
 }
 
+/* A Hydrator the collector cleared (breaking a cycle) has nothing left to work with. */
+static int
+check_hydrator(Hydrator *self)
+{
+    if (self->cls != NULL && self->state_type != NULL && self->names != NULL) {
+        return 0;
+    }
+    PyErr_SetString(PyExc_RuntimeError, "this Hydrator was cleared");
+    return -1;
+}
+
 /* A mapper holds its hydrators and its class holds the mapper: a cycle the collector must
    be able to break when a mapped class goes away. */
 static int
@@ -336,6 +347,9 @@ PyDoc_STRVAR(attach_state_doc,
 static PyObject *
 Hydrator_attach_state(Hydrator *self, PyObject *obj)
 {
+    if (check_hydrator(self) < 0) {
+        return NULL;
+    }
     if (!PyObject_TypeCheck(obj, self->cls)) {
         PyErr_Format(PyExc_TypeError, "attach_state() takes a %s, not %s",
                      self->cls->tp_name, Py_TYPE(obj)->tp_name);
@@ -390,6 +404,9 @@ Hydrator_load_in_place(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0], *states = args[1], *session = args[2];
+    if (check_hydrator(self) < 0) {
+        return NULL;
+    }
     if (self->positions == NULL) {
         PyErr_SetString(PyExc_TypeError, "this Hydrator was made without row positions");
         return NULL;
@@ -409,6 +426,9 @@ Hydrator_load_in_place(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
         if (key != Py_None) {
             PyObject *state = PyDict_GetItemWithError(states, key);
             if (state != NULL) {
+                if (check_state(state) < 0) {
+                    goto error;
+                }
                 Py_INCREF(state);
                 obj = referent_of(state);
                 if (obj != NULL && refill(self, obj, state, row) < 0) {
@@ -454,7 +474,13 @@ Hydrator_expire(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *states = args[0], *held = args[1], *expired = args[2];
+    if (check_hydrator(self) < 0) {
+        return NULL;
+    }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(states); i++) {
+        if (check_state(PyList_GET_ITEM(states, i)) < 0) {
+            return NULL;
+        }
         PyObject *state = Py_NewRef(PyList_GET_ITEM(states, i));
         PyObject *obj = referent_of(state);
         PyObject *key = SLOT(state, state_key);
@@ -691,11 +717,10 @@ state_of(ColumnAccess *self, PyObject *obj)
     if (!PyObject_TypeCheck(obj, (PyTypeObject *)self->owner)) {
         return NULL;
     }
-    if (self->object_state < 0) {
-        if (slot_offset((PyTypeObject *)self->owner, "_asyncorm_state", &self->object_state) < 0) {
-            PyErr_Clear();
-            return NULL;
-        }
+    PyTypeObject *owner = (PyTypeObject *)self->owner;
+    if (self->object_state < 0 && slot_offset(owner, "_asyncorm_state", &self->object_state) < 0) {
+        PyErr_Clear();
+        return NULL;
     }
     PyObject *state = SLOT(obj, self->object_state);
     return state != NULL && is_state(state) ? state : NULL;

@@ -318,6 +318,11 @@ def test_the_hydrator_refuses_a_class_it_cannot_fill() -> None:
     with pytest.raises(IndexError):
         hydrator.load_in_place(rows, {}, None)
     assert rows == [(1,)]  # the row that failed is left as it was
+    # What the identity map holds must be states: anything else is refused, not read.
+    with pytest.raises(TypeError, match="expected an InstanceState"):
+        hydrator.load_in_place([(1, "x")], {1: object()}, None)
+    with pytest.raises(TypeError, match="expected an InstanceState"):
+        hydrator.expire([object()], {}, frozenset())
 
 
 # ``user.name`` reads and writes go through ``InstrumentedAttribute``'s base: the C
