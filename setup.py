@@ -1,9 +1,9 @@
 """The optional C part of asyncorm, ``asyncorm/_orm/_speedups.c``: the ORM's per-object
-loops of hydration and of closing a session.
+work (loading rows into objects, column attribute access, expiry, detaching at close).
 
 Everything else is in ``pyproject.toml``. The extension is optional: where it cannot be
 built (no compiler, another Python implementation), asyncorm installs without it and runs
-the same loops in Python, more slowly.
+the same code in Python, more slowly.
 """
 
 import platform
