@@ -637,19 +637,15 @@ class RelationshipAttribute(QueryableAttribute[_T]):
             f"{owner}.{self.key})) or joinedload({owner}.{self.key})"
         )
 
-    @overload
-    def __get__(self, obj: None, owner: type) -> RelationshipAttribute[_T]: ...
-    @overload
-    def __get__(self, obj: object, owner: type) -> _T: ...
-    def __get__(self, obj: object | None, owner: type) -> Any:
-        if obj is None:
-            return self
-        try:
-            return obj.__dict__[self.key]
-        except KeyError:
-            return self._missing(obj)
+    if TYPE_CHECKING:  # the read is QueryableAttribute's; these are its types
 
-    def _missing(self, obj: object) -> Any:
+        @overload
+        def __get__(self, obj: None, owner: type) -> RelationshipAttribute[_T]: ...
+        @overload
+        def __get__(self, obj: object, owner: type) -> _T: ...
+        def __get__(self, obj: object | None, owner: type) -> Any: ...
+
+    def _unloaded(self, obj: object) -> Any:
         self.prop.ensure_configured()
         prop = self.prop
         state = instance_state(obj)
