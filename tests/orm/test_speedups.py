@@ -1,11 +1,13 @@
-"""The C extension's loops (``_speedups.c``) and the Python code they replace behave the
-same: every test here runs with each, on both databases.
+"""The C extension (``_speedups.c``) and the Python code it replaces behave the same.
 
-The loops: hydrating a buffered result's rows into objects through the identity map,
-giving a constructed object its state, expiring objects (at every commit), detaching every
-state at close, and the weakref callback that drops a dead object's entry.
-CI sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so an extension that failed to build fails here
-rather than leaving only the Python half tested.
+The loops (hydrating a buffered result's rows into objects through the identity map,
+giving a constructed object its state, expiring objects at every commit, detaching every
+state at close, the weakref callback that drops a dead object's entry) are chosen when a
+mapper is built, so each test of them runs with both, in one process, on both databases.
+Column attribute access is chosen when ``asyncorm`` is imported: its tests (at the end)
+check whichever is active, and CI runs them in both of its passes (the second with
+``ASYNCORM_NO_EXTENSIONS=1``). CI also sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so an
+extension that failed to build fails here rather than leaving only the Python half tested.
 """
 
 from __future__ import annotations
