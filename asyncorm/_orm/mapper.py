@@ -374,15 +374,14 @@ class Mapper:
             lines.append(f"    if {name} is not {p}NOT_GIVEN: {p}values[{name!r}] = {name}")
         for name in self.relationships:
             lines.append(f"    if {name} is not {p}NOT_GIVEN: {p}self.{name} = {name}")
-        namespace: dict[str, Any] = {
-            f"{p}NOT_GIVEN": _NOT_GIVEN,
-            f"{p}State": self.state_class,
-            f"{p}collected": object_collected,
-        }
+        namespace: dict[str, Any] = {f"{p}NOT_GIVEN": _NOT_GIVEN}
         if speedups.Hydrator is not None:
             namespace[f"{p}attach_state"] = speedups.Hydrator(
                 self.class_, self.state_class, object_collected
             ).attach_state
+        else:
+            namespace[f"{p}State"] = self.state_class
+            namespace[f"{p}collected"] = object_collected
         _compile("\n".join(lines), namespace, f"{self.class_.__qualname__}.__init__")
         init: Callable[..., None] = namespace["__init__"]
         init.__qualname__ = f"{self.class_.__qualname__}.__init__"
