@@ -63,7 +63,9 @@ WORKLOADS: tuple[WorkloadInfo, ...] = (
     ),
     WorkloadInfo("W2", "fetch", "fetch N rows into objects"),
     WorkloadInfo("W3", "get by PK", "get by primary key, distinct keys, a new session per 100"),
-    WorkloadInfo("W3b", "get (identity map)", "get the same 100 keys over and over in one session"),
+    WorkloadInfo(
+        "W3b", "get (identity map)", "get 100 keys over and over in a session that has them"
+    ),
     WorkloadInfo("W4", "update", "load N objects, change one attribute each, one commit"),
     WorkloadInfo("W5", "1-insert txns", "N transactions of one insert + commit each"),
     WorkloadInfo(

@@ -5,9 +5,10 @@ Order: for each repetition, for each workload, each implementation in turn (A B 
 D ...), so drift in the machine's speed spreads over all of them. The first round is a
 warm-up at full size whose times are thrown away (it fills statement caches, pools and
 the mappers' configuration). Before every timed call the tables are reset and seeded (for
-read-only workloads once per repetition) and the garbage collector is run; after it the
-result is verified. A call that raises or whose result is wrong makes its cell FAILED and
-the cell is not run again; the other cells go on.
+read-only workloads once per repetition), the workload's untimed setup is made (``around``)
+and the garbage collector is run; after it the result is verified. A call that raises or
+whose result is wrong makes its cell FAILED and the cell is not run again; the other cells
+go on.
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ def _describe(error: BaseException) -> str:
 async def _timed(
     workload: Workload, impl: Implementation, data: Any, time_limit: float
 ) -> tuple[float, Any]:
-    gc.collect()
-    started = time.perf_counter()
-    result = await asyncio.wait_for(workload.run(impl, data), time_limit)
-    return time.perf_counter() - started, result
+    async with workload.around(impl, data) as run_input:
+        gc.collect()
+        started = time.perf_counter()
+        result = await asyncio.wait_for(workload.run(impl, run_input), time_limit)
+        return time.perf_counter() - started, result
 
 
 async def run_database(

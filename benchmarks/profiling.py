@@ -97,7 +97,9 @@ async def profile(options: argparse.Namespace) -> None:
         await impl.open(database, sizes.pool_size)
         try:
             data = await workload.prepare(admin)
-            await workload.verify(admin, impl, data, await workload.run(impl, data))  # warm-up
+            async with workload.around(impl, data) as run_input:
+                result = await workload.run(impl, run_input)  # warm-up
+            await workload.verify(admin, impl, data, result)
             profiler: Any
             if options.cprofile:
                 profiler = cProfile.Profile()
@@ -108,16 +110,17 @@ async def profile(options: argparse.Namespace) -> None:
             elapsed = 0.0
             for _ in range(options.runs):
                 data = await workload.prepare(admin)
-                started = time.perf_counter()
-                if options.cprofile:
-                    profiler.enable()
-                    result = await workload.run(impl, data)
-                    profiler.disable()
-                else:
-                    profiler.start()
-                    result = await workload.run(impl, data)
-                    profiler.stop()
-                elapsed += time.perf_counter() - started
+                async with workload.around(impl, data) as run_input:
+                    started = time.perf_counter()
+                    if options.cprofile:
+                        profiler.enable()
+                        result = await workload.run(impl, run_input)
+                        profiler.disable()
+                    else:
+                        profiler.start()
+                        result = await workload.run(impl, run_input)
+                        profiler.stop()
+                    elapsed += time.perf_counter() - started
                 await workload.verify(admin, impl, data, result)
         finally:
             await impl.close()

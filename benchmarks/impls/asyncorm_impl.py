@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncorm
@@ -99,9 +100,16 @@ class AsyncormImplementation(Implementation):
                     found.append(await session.get(User, key))
         return found
 
-    async def get_repeated(self, keys: Sequence[int]) -> list[Any]:
+    @asynccontextmanager
+    async def repeated_session(self, keys: Sequence[int]) -> AsyncIterator[Any]:
         async with self.Session() as session:
-            return [await session.get(User, key) for key in keys]
+            # Held for the session's life: the identity map keeps objects weakly.
+            loaded = [await session.get(User, key) for key in keys]
+            yield session
+            del loaded
+
+    async def get_repeated(self, session: Any, keys: Sequence[int]) -> list[Any]:
+        return [await session.get(User, key) for key in keys]
 
     async def update_loaded(self, limit: int) -> None:
         async with self.Session() as session:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 from ..databases import Database
@@ -74,8 +75,13 @@ class Implementation(ABC):
         """W3: one get per key, a new session (connection) per ``per_session`` keys."""
 
     @abstractmethod
-    async def get_repeated(self, keys: Sequence[int]) -> list[Any]:
-        """W3b: one get per key (keys repeat), all in one session."""
+    def repeated_session(self, keys: Sequence[int]) -> AbstractAsyncContextManager[Any]:
+        """W3b's setup and teardown (untimed): a session (raw: a connection) that has met
+        every one of ``keys`` once, so the timed gets are identity-map hits."""
+
+    @abstractmethod
+    async def get_repeated(self, session: Any, keys: Sequence[int]) -> list[Any]:
+        """W3b: one get per key (keys repeat), all in ``session``."""
 
     @abstractmethod
     async def update_loaded(self, limit: int) -> None:

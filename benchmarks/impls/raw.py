@@ -263,10 +263,12 @@ class RawImplementation(Implementation):
                     found.append(await conn.fetchrow(sql, key))
         return self.make_users(found)
 
-    async def get_repeated(self, keys: Sequence[int]) -> list[Any]:
+    def repeated_session(self, keys: Sequence[int]) -> AbstractAsyncContextManager[Any]:
+        return self.pool.acquire()  # no identity map: every get is a query
+
+    async def get_repeated(self, session: Any, keys: Sequence[int]) -> list[Any]:
         sql = f"{SELECT_USERS} WHERE id = $1"
-        async with self.pool.acquire() as conn:
-            return self.make_users([await conn.fetchrow(sql, key) for key in keys])
+        return self.make_users([await session.fetchrow(sql, key) for key in keys])
 
     async def update_loaded(self, limit: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
