@@ -16,8 +16,9 @@ from typing import Any, ClassVar, NamedTuple
 from .._sql.base import ClauseElement
 from .._sql.compiler import VARIANT_MARK, BindSlot, KeyedUpdate, SQLCompiler
 from .._sql.elements import NO_VALUE, ColumnElement, TextClause
-from .._sql.types import InvalidValue, TypeEngine, inline_check
+from .._sql.types import InlineCheck, InvalidValue, TypeEngine, inline_check
 from ..exc import ArgumentError, DataError
+from .speedups import Binder
 
 __all__ = ["Compiled", "Dialect", "JoinedUpdate"]
 
@@ -301,7 +302,8 @@ GENERATE_BINDER_AFTER = 256
 
 
 class _RowBinder:
-    """Binds the rows of an executemany in one generated list comprehension.
+    """Binds the rows of an executemany in one generated list comprehension (or, where the
+    C extension is built, in its ``Binder``, which does the same; see ``_speedups.c``).
 
     Generated for a :class:`Compiled` whose every slot takes its value from a named
     parameter (no IN lists, no values only in the statement), once enough rows went through
@@ -328,18 +330,28 @@ class _RowBinder:
 
     @classmethod
     def build(cls, slots: Sequence[BindSlot]) -> _RowBinder:
+        fallbacks = [_fallback(slot) for slot in slots]
+        required = frozenset(
+            str(slot.name) for slot, fallback in zip(slots, fallbacks, strict=True) if not fallback
+        )
+        if Binder is not None:
+            binder = Binder(
+                tuple(
+                    (slot.name, fallback[0] if fallback else None, not fallback, *_checked(slot))
+                    for slot, fallback in zip(slots, fallbacks, strict=True)
+                ),
+                by_name=True,
+                as_list=False,
+            )
+            return cls(binder.many, binder.one, required)
         names: dict[str, Any] = {}
         parts = []
-        required: list[str] = []
-        for number, slot in enumerate(slots):
-            name, default = slot.name, slot.default
-            assert name is not None
-            if default is not None and default.is_scalar and slot.position < 0:
-                names[f"d{number}"] = default.arg
-                value = f"r.get({name!r}, d{number})"
+        for number, (slot, fallback) in enumerate(zip(slots, fallbacks, strict=True)):
+            if fallback:
+                names[f"d{number}"] = fallback[0]
+                value = f"r.get({slot.name!r}, d{number})"
             else:
-                value = f"r[{name!r}]"
-                required.append(name)
+                value = f"r[{slot.name!r}]"
             parts.append(_processed(number, slot, value, names))
         values = ", ".join(parts)
         source = (
@@ -347,7 +359,7 @@ class _RowBinder:
             f"def one(r):\n    return ({values},)\n"
         )
         exec(compile(source, "<asyncorm row binder>", "exec"), names)
-        return cls(names["rows"], names["one"], frozenset(required))
+        return cls(names["rows"], names["one"], required)
 
     def bind_one(self, params: dict[str, Any]) -> Sequence[Any] | None:
         """The args of one plain ``dict``, or None when it needs the general path (a name
@@ -367,6 +379,21 @@ class _RowBinder:
         return None
 
 
+def _fallback(slot: BindSlot) -> tuple[Any] | None:
+    """``(value,)`` for a parameter that may be left out (its column's scalar default), else
+    None: the row must hold it."""
+    default = slot.default
+    if default is not None and default.is_scalar and slot.position < 0:
+        return (default.arg,)
+    return None
+
+
+def _checked(slot: BindSlot) -> tuple[Processor | None, InlineCheck | None]:
+    """The slot's processor and the processor's inline check, for the C binder."""
+    processor = slot.processor
+    return processor, None if processor is None else inline_check(processor)
+
+
 def _processed(number: int, slot: BindSlot, value: str, names: dict[str, Any]) -> str:
     """Source for slot ``number``'s argument given the source of its raw ``value``: the
     processor applied, or its inline check first (the processor then runs only for a value
@@ -379,12 +406,12 @@ def _processed(number: int, slot: BindSlot, value: str, names: dict[str, Any]) -
     if check is None:
         return f"p{number}({value})"
     # (v if (v := value).__class__ is c and <condition on v> else p(v))
-    python_class, condition = check
-    names[f"c{number}"] = python_class
+    names[f"c{number}"] = check.cls
     v = f"v{number}"
     test = f"({v} := {value}).__class__ is c{number}"
+    condition = check.condition(v)
     if condition:
-        test += " and " + condition.format(v=v)
+        test += " and " + condition
     return f"({v} if {test} else p{number}({v}))"
 
 
@@ -392,9 +419,17 @@ def _build_positional_binder(
     slots: Sequence[BindSlot], names: tuple[str, ...]
 ) -> _PositionalBinder | None:
     """A function from values in ``names`` order to the args, when those are the slots'
-    names in slot order (else None): one generated list display, no dict in between."""
+    names in slot order (else None): one generated list display (or the C ``Binder``), no
+    dict in between."""
     if tuple(slot.name for slot in slots) != names:
         return None
+    if Binder is not None:
+        binder = Binder(
+            tuple((n, None, True, *_checked(slot)) for n, slot in enumerate(slots)),
+            by_name=False,
+            as_list=True,
+        )
+        return _PositionalBinder(binder.one, binder.many)
     namespace: dict[str, Any] = {}
     values = ", ".join(_processed(n, slot, f"a[{n}]", namespace) for n, slot in enumerate(slots))
     # ``bind_many`` is the same display in a comprehension: no call per row of a flush.

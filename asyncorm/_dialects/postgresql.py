@@ -45,9 +45,7 @@ def _string_processor(validate: Processor) -> Processor:
 
     check = inline_check(validate)
     if check is not None:
-        cls, condition = check
-        no_nul = "'\\x00' not in {v}"
-        set_inline_check(process, cls, f"{condition} and {no_nul}" if condition else no_nul)
+        set_inline_check(process, check._replace(no_nul=True))
     return process
 
 

@@ -1,32 +1,18 @@
-"""The optional C extension (``_speedups.c``): its parts, or ``None`` where it is not built.
-
-Setting ``ASYNCORM_NO_EXTENSIONS=1`` before import runs the pure-Python code instead: the
-two must behave the same, and the test suite runs under both.
-"""
+"""The ORM's optional C extension (``_speedups.c``): its parts, or ``None`` where it is not
+built or ``ASYNCORM_NO_EXTENSIONS`` is set (see ``asyncorm._extensions``)."""
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from .._extensions import load
 
 if TYPE_CHECKING:
     from ._speedups import ColumnAccess as CColumnAccess
     from ._speedups import Hydrator as CHydrator
 
-
-def _extension() -> ModuleType | None:
-    if os.environ.get("ASYNCORM_NO_EXTENSIONS"):
-        return None
-    try:
-        return importlib.import_module("asyncorm._orm._speedups")
-    except ImportError:  # installed without a C compiler: the Python loops run instead
-        return None
-
-
-_module = _extension()
+_module = load("asyncorm._orm._speedups")
 
 #: one row layout's hydration loop (see ``Mapper._build_row_loader``)
 Hydrator: type[CHydrator] | None = None if _module is None else _module.Hydrator

@@ -16,7 +16,7 @@ import functools
 import operator
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 __all__ = [
     "JSON",
@@ -56,16 +56,39 @@ class InvalidValue(ValueError):
     """
 
 
-InlineCheck = tuple[type, str]
-"""``(cls, condition)``: for a value whose class is exactly ``cls`` and for which the Python
-expression ``condition.format(v=name)`` is true, the processor returns the value unchanged."""
+class InlineCheck(NamedTuple):
+    """When a processor returns a value unchanged: the value's class is exactly ``cls`` and
+    it passes the tests given. Code that binds many rows (generated Python, or the C
+    binder) tests values in place and calls the processor only for one that fails."""
+
+    cls: type
+    low: int | None = None
+    """With ``high``: an int must lie within ``low``..``high``."""
+    high: int | None = None
+    max_length: int | None = None
+    """A str must have at most this many characters."""
+    ascii: bool = False
+    """A str must be ASCII (the processor checks that another one can be encoded)."""
+    no_nul: bool = False
+    """A str must hold no NUL character."""
+
+    def condition(self, v: str) -> str:
+        """The tests (not the class's) as a Python expression on the variable ``v``."""
+        terms = []
+        if self.low is not None:
+            terms.append(f"{self.low} <= {v} <= {self.high}")
+        if self.max_length is not None:
+            terms.append(f"len({v}) <= {self.max_length}")
+        if self.ascii:
+            terms.append(f"{v}.isascii()")
+        if self.no_nul:
+            terms.append(f"'\\x00' not in {v}")
+        return " and ".join(terms)
 
 
-def set_inline_check(processor: Processor, cls: type, condition: str = "") -> Processor:
-    """Attach an :data:`InlineCheck` to ``processor``, for generated code that binds many
-    rows: it tests the value in place and calls the processor only when the test fails.
-    ``condition`` may only refer to the value as ``{v}`` (and to builtins)."""
-    setattr(processor, "_asyncorm_inline_check", (cls, condition))  # noqa: B010
+def set_inline_check(processor: Processor, check: InlineCheck) -> Processor:
+    """Attach ``check`` to ``processor`` (see :class:`InlineCheck`)."""
+    setattr(processor, "_asyncorm_inline_check", check)  # noqa: B010
     return processor
 
 
@@ -128,7 +151,7 @@ def _integer_validator(kind: str, low: int, high: int) -> Processor:
             return value
         raise InvalidValue(f"{value} is out of range for {kind} ({low} to {high})")
 
-    return set_inline_check(validate, int, f"{low} <= {{v}} <= {high}")
+    return set_inline_check(validate, InlineCheck(int, low=low, high=high))
 
 
 class Integer(TypeEngine[int]):
@@ -174,7 +197,7 @@ class Float(TypeEngine[float]):
                 raise InvalidValue(f"Float expects a float, got {_describe(value)}")
             return float(value)
 
-        return set_inline_check(validate, float)
+        return set_inline_check(validate, InlineCheck(float))
 
 
 class Numeric(TypeEngine[decimal.Decimal]):
@@ -254,8 +277,7 @@ def _string_validator(label: str, length: int | None) -> Processor:
                 ) from None
         return value
 
-    condition = "{v}.isascii()" if length is None else f"len({{v}}) <= {length} and {{v}}.isascii()"
-    return set_inline_check(validate, str, condition)
+    return set_inline_check(validate, InlineCheck(str, max_length=length, ascii=True))
 
 
 class String(TypeEngine[str]):
@@ -294,7 +316,7 @@ class Boolean(TypeEngine[bool]):
                 return value
             raise InvalidValue(f"Boolean expects a bool, got {_describe(value)}")
 
-        return set_inline_check(validate, bool)
+        return set_inline_check(validate, InlineCheck(bool))
 
 
 class Date(TypeEngine[datetime.date]):
@@ -311,7 +333,7 @@ class Date(TypeEngine[datetime.date]):
                 raise InvalidValue(f"Date expects a datetime.date, got {_describe(value)}")
             return value
 
-        return set_inline_check(validate, datetime.date)
+        return set_inline_check(validate, InlineCheck(datetime.date))
 
 
 class DateTime(TypeEngine[datetime.datetime]):
@@ -384,7 +406,7 @@ class LargeBinary(TypeEngine[bytes]):
                 return bytes(value)
             raise InvalidValue(f"LargeBinary expects bytes, got {_describe(value)}")
 
-        return set_inline_check(validate, bytes)
+        return set_inline_check(validate, InlineCheck(bytes))
 
 
 class JSON(TypeEngine[Any]):

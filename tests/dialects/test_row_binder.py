@@ -1,10 +1,14 @@
 """The fast binding paths give the same values, and the same errors, as the general one.
 
-``Compiled.bind_many`` generates a list comprehension for a statement shape once enough
-rows went through it (``GENERATE_BINDER_AFTER``); these tests bind more rows than that, so
-the generated code runs. ``Compiled.bind`` (and ``bind_many`` before that) read the values
-of a shape whose every slot is named straight from a dict of parameters. Both are compared
-with ``Compiled._arguments``, the general path, which also raises every error.
+``Compiled.bind_many`` builds a binder for a statement shape once enough rows went through
+it (``GENERATE_BINDER_AFTER``); these tests bind more rows than that, so the binder runs.
+``Compiled.bind`` (and ``bind_many`` before that) read the values of a shape whose every
+slot is named straight from a dict of parameters. Both are compared with
+``Compiled._arguments``, the general path, which also raises every error.
+
+Every test runs with both binders: the C extension's (``_dialects/_speedups.c``) and the
+generated Python one. CI sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so a C binder that failed
+to build fails here rather than leaving only the Python one tested.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import importlib
 import itertools
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -43,6 +49,7 @@ from asyncorm import (
     select,
     update,
 )
+from asyncorm._dialects import base as base_module
 from asyncorm._dialects.base import GENERATE_BINDER_AFTER, Compiled, Dialect
 from asyncorm._dialects.postgresql import PGDialect
 from asyncorm._dialects.sqlite import SQLiteDialect
@@ -109,6 +116,22 @@ GOOD: dict[str, list[Any]] = {
     "mood": [Mood.sad, "happy", None],
     "counter": [0, -1],
 }
+
+
+def c_binder() -> Any:
+    try:
+        return importlib.import_module("asyncorm._dialects._speedups").Binder
+    except ImportError as error:
+        if os.environ.get("ASYNCORM_REQUIRE_EXTENSIONS") == "1":
+            pytest.fail(f"the C extension was not built ({error}); see setup.py")
+        pytest.skip(f"the C extension was not built: {error}")
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def binders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Selects the binder that the dialects built during the test generate."""
+    monkeypatch.setattr(base_module, "Binder", c_binder() if request.param == "c" else None)
+    return str(request.param)
 
 
 @pytest.fixture(params=[PGDialect, SQLiteDialect], ids=["postgresql", "sqlite"])
@@ -367,3 +390,45 @@ def test_positional_binding_reports_a_bad_value_like_the_dict(dialect: Dialect) 
         compiled.bind_positional(statement, names, values)
     assert str(by_position.value) == str(by_dict.value)
     assert "small" in str(by_position.value)
+
+
+def test_positional_rows_give_the_arguments_of_their_dicts(dialect: Dialect) -> None:
+    statement = (
+        update(samples)
+        .where(samples.c.id == bindparam("pk"))
+        .values(string=bindparam("new_name"), big=bindparam("new_big"))
+    )
+    names = ("new_big", "new_name", "pk")  # in slot order: bound by position
+    compiled = dialect.compile(statement, names)
+    assert tuple(slot.name for slot in compiled._slots) == names
+    values = [(i * 10, f"n{i}", i) for i in range(ROWS)]
+    values[3] = (Level.low, Name("sub"), 3)  # processed: not of the checks' exact classes
+    values[4] = (2**62, "héllo ✓", 4)  # not ASCII: the processor checks it encodes
+    by_position = compiled.bind_positional_many(statement, names, values)
+    dicts = [dict(zip(names, row, strict=True)) for row in values]
+    assert compiled._positional is not None and compiled._positional[1] is not None
+    assert by_position == compiled.bind_many(statement, dicts)
+    sql, args = compiled.bind_positional(statement, names, values[3])
+    assert sql == compiled.sql and list(args) == one_by_one(compiled, statement, [dicts[3]])[0]
+    values[5] = (5, "x" * 11, 5)
+    with pytest.raises(DataError, match=r"samples\.string: a string of 11"):
+        compiled.bind_positional_many(statement, names, values)
+
+
+def test_the_c_binder_refuses_slots_it_cannot_check() -> None:
+    from asyncorm._sql.types import InlineCheck
+
+    binder = c_binder()
+    with pytest.raises(TypeError, match="cls int"):
+        binder(((0, None, True, abs, InlineCheck(str, low=1, high=2)),), False, True)
+    with pytest.raises(TypeError, match="cls str"):
+        binder(((0, None, True, abs, InlineCheck(int, max_length=3)),), False, True)
+    with pytest.raises(TypeError, match="str names"):
+        binder(((0, None, True, None, None),), True, False)
+    with pytest.raises(TypeError, match="must be a dict"):
+        binder((("a", None, True, None, None),), True, False).one([1])
+    with pytest.raises(KeyError, match="'a'"):
+        binder((("a", None, True, None, None),), True, False).one({"b": 1})
+    assert binder((("a", 7, False, None, None),), True, False).one({"b": 1}) == (7,)
+    with pytest.raises(IndexError):
+        binder(((2, None, True, None, None),), False, True).one((1, 2))

@@ -1,0 +1,9 @@
+from collections.abc import Sequence
+from typing import Any
+
+class Binder:
+    def __init__(
+        self, slots: tuple[tuple[Any, Any, bool, Any, Any], ...], by_name: bool, as_list: bool
+    ) -> None: ...
+    def one(self, row: Any, /) -> Any: ...
+    def many(self, rows: Sequence[Any], /) -> list[Any]: ...
