@@ -575,6 +575,108 @@ forget_session(PyObject *module, PyObject *states)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(extend_column_updates_doc,
+"extend_column_updates(candidates, start, state_class, key, states, rows)\n--\n\n"
+"Flush planning's common run (see ``unitofwork._extend_column_updates``): from\n"
+"``candidates[start]`` on, while each is a persistent state of ``state_class`` whose only\n"
+"change is ``key``, append it to ``states`` and ``(new value, identity)`` to ``rows``.\n"
+"Returns the index of the first candidate left to the general planning.");
+
+static PyObject *
+extend_column_updates(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) ||
+        !PyType_Check(args[2]) || !PyUnicode_CheckExact(args[3]) ||
+        !PyList_CheckExact(args[4]) || !PyList_CheckExact(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "extend_column_updates(list, int, type, str, list, "
+                        "list)");
+        return NULL;
+    }
+    PyObject *candidates = args[0], *state_class = args[2], *key = args[3];
+    PyObject *states = args[4], *rows = args[5];
+    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+    if (index < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "start must not be negative");
+        }
+        return NULL;
+    }
+    if (state_base == NULL || !PyType_IsSubtype((PyTypeObject *)state_class, state_base)) {
+        PyErr_SetString(PyExc_TypeError, "state_class must be a registered state class");
+        return NULL;
+    }
+    /* The list may change under a user's __eq__ or __hash__ of a key: re-read its size. */
+    for (; index < PyList_GET_SIZE(candidates); index++) {
+        PyObject *state = PyList_GET_ITEM(candidates, index);
+        if (Py_TYPE(state) != (PyTypeObject *)state_class) {
+            break;
+        }
+        PyObject *identity = SLOT(state, state_key);
+        PyObject *committed = SLOT(state, state_committed);
+        if (identity == NULL || identity == Py_None || committed == NULL ||
+            !PyDict_CheckExact(committed) || PyDict_GET_SIZE(committed) != 1) {
+            break;
+        }
+        Py_INCREF(state);
+        Py_INCREF(identity);
+        int found = PyDict_Contains(committed, key);
+        PyObject *obj = found == 1 ? referent_of(state) : NULL;
+        PyObject *values = obj == NULL ? NULL : PyObject_GenericGetDict(obj, NULL);
+        PyObject *value = values == NULL ? NULL : PyDict_GetItemWithError(values, key);
+        PyObject *row = value == NULL ? NULL : PyTuple_Pack(2, value, identity);
+        int appended = row != NULL && PyList_Append(states, state) == 0 &&
+                       PyList_Append(rows, row) == 0;
+        Py_XDECREF(row);
+        Py_XDECREF(values);
+        Py_XDECREF(obj);
+        Py_DECREF(identity);
+        Py_DECREF(state);
+        if (!appended) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            break;  /* not this case: the general planning takes it */
+        }
+    }
+    return PyLong_FromSsize_t(index);
+}
+
+PyDoc_STRVAR(release_changes_doc,
+"release_changes(states, held)\n--\n\n"
+"After a flush: forget each state's old values and let the session stop holding its\n"
+"object (``AsyncSession._clear_changes``).");
+
+static PyObject *
+release_changes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "release_changes(list, dict)");
+        return NULL;
+    }
+    PyObject *states = args[0], *held = args[1];
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(states); i++) {
+        PyObject *state = PyList_GET_ITEM(states, i);
+        if (check_state(state) < 0) {
+            return NULL;
+        }
+        Py_INCREF(state);  /* releasing an object runs its finalizers */
+        set_slot(state, state_committed, Py_None);
+        PyObject *id = PyLong_FromVoidPtr(state);
+        int failed = id == NULL;
+        if (!failed) {
+            PyObject *obj = Py_XNewRef(PyDict_GetItemWithError(held, id));
+            failed = obj == NULL ? PyErr_Occurred() != NULL : PyDict_DelItem(held, id) < 0;
+            Py_DECREF(id);
+            Py_XDECREF(obj);  /* the object may die here */
+        }
+        Py_DECREF(state);
+        if (failed) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(object_collected_doc,
 "object_collected(state)\n--\n\n"
 "The states' weakref callback: the object is gone, so drop its identity-map entry.");
@@ -844,6 +946,10 @@ static PyMethodDef module_methods[] = {
     {"register_state_class", register_state_class, METH_O, register_state_class_doc},
     {"forget_session", forget_session, METH_O, forget_session_doc},
     {"object_collected", object_collected, METH_O, object_collected_doc},
+    {"extend_column_updates", (PyCFunction)(void (*)(void))extend_column_updates,
+     METH_FASTCALL, extend_column_updates_doc},
+    {"release_changes", (PyCFunction)(void (*)(void))release_changes, METH_FASTCALL,
+     release_changes_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,6 +15,16 @@ class Hydrator:
     def expire(self, states: list[Any], held: dict[int, Any], expired: Any, /) -> None: ...
 
 def forget_session(states: dict[Any, Any], /) -> None: ...
+def extend_column_updates(
+    candidates: list[Any],
+    start: int,
+    state_class: type,
+    key: str,
+    states: list[Any],
+    rows: list[Any],
+    /,
+) -> int: ...
+def release_changes(states: list[Any], held: dict[int, Any], /) -> None: ...
 def object_collected(state: Any, /) -> None: ...
 
 class ColumnAccess:

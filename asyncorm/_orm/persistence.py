@@ -332,29 +332,25 @@ async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome)
     statement, set_names, pk_names, names = _statement(
         mapper, ("update", batch.keys), lambda: _update_statement(batch)
     )
+    keys = batch.keys
     if not batch.deferred and len(pk_names) == 1:
         # The common case: plain values of persistent rows, found by a one-column key,
-        # passed by position (no parameter dict per row).
-        pairs = zip(batch.rows, batch.identities, strict=True)
-        keys = batch.keys
-        rows: list[tuple[Any, ...]]
-        if len(keys) == 1:  # one changed column, the common case
-            (key,) = keys
-            rows = [(row[key], identity) for row, identity in pairs]
-        else:
-            rows = [(*[row[key] for key in keys], identity) for row, identity in pairs]
-        if not mapper.onupdate_columns and mapper.pk_key_set.isdisjoint(batch.keys):
+        # passed by position as the plan holds them (no parameter dict per row).
+        if not mapper.onupdate_columns and mapper.pk_key_set.isdisjoint(keys):
             outcome.updated_in_place.extend(batch.states)
         else:
-            outcome.updated.extend(zip(batch.states, batch.rows, strict=True))
-        await execute(statement, Positional(names, rows))
+            outcome.updated.extend(
+                (state, dict(zip(keys, row, strict=False)))  # the identity left out
+                for state, row in zip(batch.states, batch.rows, strict=True)
+            )
+        await execute(statement, Positional(names, batch.rows))
         return
     params: list[dict[str, Any]] = []
     resolve = outcome.resolve
-    for state, row, identity in zip(batch.states, batch.rows, batch.identities, strict=True):
-        resolved = outcome.resolve_row(row)
+    for state, row in zip(batch.states, batch.rows, strict=True):
+        resolved = outcome.resolve_row(dict(zip(keys, row, strict=False)))
         param = {name: resolved[key] for name, key in set_names}
-        for name, value in zip(pk_names, mapper.primary_key_of(identity), strict=True):
+        for name, value in zip(pk_names, mapper.primary_key_of(row[-1]), strict=True):
             param[name] = resolve(value)
         params.append(param)
         outcome.updated.append((state, resolved))

@@ -14,7 +14,7 @@ from ..exc import (
     PendingRollbackError,
     SessionConcurrencyError,
 )
-from . import loading, persistence
+from . import loading, persistence, speedups
 from .identity import IdentityMap, IdentitySet
 from .mapper import class_mapper, group_by_mapper
 from .state import STATE_ATTR, InstanceState, instance_state
@@ -705,6 +705,10 @@ class AsyncSession:
 
     def _clear_changes(self, changes: FlushChanges) -> None:
         held = self._identity_map._held
+        release = speedups.release_changes
+        if release is not None:
+            release(changes.dirty, held)
+            return
         for state in changes.dirty:
             state.committed = None
             held.pop(id(state), None)  # IdentityMap.release, inline: one per changed object

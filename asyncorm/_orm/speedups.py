@@ -30,3 +30,11 @@ register_state_class: Callable[[type], None] | None = (
 object_collected: Callable[[Any], None] | None = (
     None if _module is None else _module.object_collected
 )
+#: flush planning's run of one-column updates (see ``unitofwork._extend_column_updates``)
+extend_column_updates: Callable[..., int] | None = (
+    None if _module is None else _module.extend_column_updates
+)
+#: a flush's release of the changed objects (see ``AsyncSession._clear_changes``)
+release_changes: Callable[[list[Any], dict[int, Any]], None] | None = (
+    None if _module is None else _module.release_changes
+)

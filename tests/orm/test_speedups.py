@@ -2,8 +2,10 @@
 
 The loops (hydrating a buffered result's rows into objects through the identity map,
 giving a constructed object its state, expiring objects at every commit, detaching every
-state at close, the weakref callback that drops a dead object's entry) are chosen when a
-mapper is built, so each test of them runs with both, in one process, on both databases.
+state at close, the weakref callback that drops a dead object's entry, planning a flush's
+runs of one-column updates, releasing the changed objects after it) are chosen when a
+mapper is built or a flush runs, so each test of them runs with both, in one process, on
+both databases.
 Column attribute access is chosen when ``asyncorm`` is imported: its tests (at the end)
 check whichever is active, and CI runs them in both of its passes (the second with
 ``ASYNCORM_NO_EXTENSIONS=1``). CI also sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so an
@@ -67,11 +69,14 @@ def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
             extension.forget_session,
             extension.object_collected,
         )
+        extend, release = extension.extend_column_updates, extension.release_changes
     else:
-        hydrator = forget = None
+        hydrator = forget = extend = release = None
         collected = state_module._drop_entry
     monkeypatch.setattr(speedups, "Hydrator", hydrator)
     monkeypatch.setattr(speedups, "forget_session", forget)
+    monkeypatch.setattr(speedups, "extend_column_updates", extend)
+    monkeypatch.setattr(speedups, "release_changes", release)
     monkeypatch.setattr(state_module, "object_collected", collected)
     monkeypatch.setattr(mapper_module, "object_collected", collected)
     yield request.param
@@ -266,6 +271,48 @@ async def test_commit_expires_every_object_and_forgets_changes(
         assert kept[1].pages == 20
     async with AsyncSession(engine) as session:
         assert (await session.get(m.Book, 3)).pages == 30
+
+
+async def test_runs_of_one_column_changes_are_planned_like_any_change(
+    models: tuple[Models, AsyncEngine],
+) -> None:
+    m, engine = models
+    async with AsyncSession(engine) as session:
+        books = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        shelves = (await session.scalars(select(m.Shelf).order_by(m.Shelf.id))).all()
+        for book in books:
+            book.pages += 1  # one long run of one column
+        books[10].title = "two columns"  # breaks the run: pages and title
+        books[20].pages = books[20].pages - 1  # set back: no change, left out
+        books[30].title = "only the title"  # another column
+        books[40].pages = 0
+        session.expire(books[50], ["pages"])  # expired: its change is dropped
+        shelves[1].id = 99  # another mapper, and a changed key (no book on that shelf)
+        await session.flush()
+        assert not session.dirty
+        del books[60:], book  # released after the flush: these may die now
+        gc.collect()
+        assert len(session.identity_map) == 60 + len(shelves)
+        await session.rollback()  # the updates' values came from the flush, not the objects
+    async with AsyncSession(engine) as session:
+        assert (await session.get(m.Book, 11)).pages == 110  # rolled back
+    async with AsyncSession(engine) as session:
+        books = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        for book in books:
+            book.pages += 1
+        books[10].title = "two columns"
+        books[20].pages -= 1
+        books[30].title = "only the title"
+        books[40].pages = 0
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        rows = (await session.execute(select(m.Book.id, m.Book.title, m.Book.pages))).all()
+    expected = {i: (f"book {i}", i * 10 + 1) for i in range(1, ROWS + 1)}
+    expected[11] = ("two columns", 111)
+    expected[21] = ("book 21", 210)
+    expected[31] = ("only the title", 311)
+    expected[41] = ("book 41", 0)
+    assert {row[0]: (row[1], row[2]) for row in rows} == expected
 
 
 async def test_close_detaches_every_loaded_object(models: tuple[Models, AsyncEngine]) -> None:
