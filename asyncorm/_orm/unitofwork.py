@@ -337,9 +337,8 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             if i not in dirty_ids and i not in new_rows and i not in deleted_ids
         ]
     # The batch of the row before, usually the one of this row too: its mapper, its
-    # columns, and the appenders of its lists, so such a row costs no lookups.
-    last: tuple[Mapper, tuple[str, ...], Any, Any] | None = None
-    assignments = changes.assignments
+    # columns, and its lists of states and rows, so such a row costs no lookups.
+    last: tuple[Mapper, tuple[str, ...], list[InstanceState], list[tuple[Any, ...]]] | None = None
     # Runs of rows changing one column the same way (W4's 2,000 rows) go to their batch in
     # one call, unless deletes or relationship assignments need checking per row.
     extend = None
