@@ -6,7 +6,8 @@
    A Binder turns one row into one driver argument list: per slot, the row's value (by
    name from a dict, or by position), tested in place against the slot's InlineCheck (see
    asyncorm/_sql/types.py) and passed to the slot's processor only when the test fails or
-   there is no test. Every error is the one the generated Python raises: a missing name is
+   there is no test. ``flat`` puts the arguments of many rows one after another in one
+   list, with no list per row, for an UPDATE joined to its rows of values. Every error is the one the generated Python raises: a missing name is
    a KeyError, and a processor's InvalidValue propagates, for the caller to redo the rows
    the general way. */
 
@@ -109,37 +110,37 @@ read_value(const Binder *self, const Slot *slot, PyObject *row)
     return PySequence_GetItem(row, slot->position);  /* IndexError when too short */
 }
 
-static PyObject *
-bind_row(const Binder *self, PyObject *row)
+/* Binds ``row`` into ``items``, ``self->count`` slots that are NULL: 0, or -1 with the
+   error set (what was bound so far stays in ``items``, for their owner to release). */
+static int
+bind_row_into(const Binder *self, PyObject *row, PyObject **items)
 {
     if (self->by_name && !PyDict_CheckExact(row)) {
         PyErr_Format(PyExc_TypeError, "a row of parameters must be a dict, not %.100s",
                      Py_TYPE(row)->tp_name);
-        return NULL;
-    }
-    PyObject *args = self->as_list ? PyList_New(self->count) : PyTuple_New(self->count);
-    if (args == NULL) {
-        return NULL;
+        return -1;
     }
     for (Py_ssize_t i = 0; i < self->count; i++) {
         const Slot *slot = &self->slots[i];
         PyObject *value = read_value(self, slot, row);
         if (value == NULL) {
-            Py_DECREF(args);
-            return NULL;
+            return -1;
         }
-        PyObject *argument = bind_value(slot, value);
+        items[i] = bind_value(slot, value);
         Py_DECREF(value);
-        if (argument == NULL) {
-            Py_DECREF(args);
-            return NULL;
+        if (items[i] == NULL) {
+            return -1;
         }
-        if (self->as_list) {
-            PyList_SET_ITEM(args, i, argument);
-        }
-        else {
-            PyTuple_SET_ITEM(args, i, argument);
-        }
+    }
+    return 0;
+}
+
+static PyObject *
+bind_row(const Binder *self, PyObject *row)
+{
+    PyObject *args = self->as_list ? PyList_New(self->count) : PyTuple_New(self->count);
+    if (args != NULL && bind_row_into(self, row, PySequence_Fast_ITEMS(args)) < 0) {
+        Py_CLEAR(args);
     }
     return args;
 }
@@ -164,8 +165,10 @@ Binder_one(Binder *self, PyObject *row)
     return bind_row(self, row);
 }
 
+/* The arguments of every row of ``rows``: a list of one argument sequence per row, or
+   (``flat``) one list of rows x slots arguments, row after row. */
 static PyObject *
-Binder_many(Binder *self, PyObject *rows)
+bind_rows(Binder *self, PyObject *rows, int flat)
 {
     if (check_ready(self) < 0) {
         return NULL;
@@ -175,25 +178,51 @@ Binder_many(Binder *self, PyObject *rows)
         return NULL;
     }
     Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
-    PyObject *result = PyList_New(count);
-    if (result == NULL) {
-        Py_DECREF(sequence);
-        return NULL;
+    PyObject *result = NULL;
+    if (flat && self->count > 0 && count > PY_SSIZE_T_MAX / self->count) {
+        PyErr_NoMemory();
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        /* The row is held: a processor may run arbitrary code. */
-        PyObject *row = Py_NewRef(PySequence_Fast_GET_ITEM(sequence, i));
-        PyObject *args = bind_row(self, row);
-        Py_DECREF(row);
-        if (args == NULL) {
-            Py_DECREF(result);
-            Py_DECREF(sequence);
-            return NULL;
+    else {
+        result = PyList_New(flat ? count * self->count : count);
+    }
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        /* A processor may run arbitrary code: the row is held, and the rows re-measured. */
+        if (i >= PySequence_Fast_GET_SIZE(sequence)) {
+            PyErr_SetString(PyExc_RuntimeError, "the rows changed size while being bound");
+            Py_CLEAR(result);
+            break;
         }
-        PyList_SET_ITEM(result, i, args);
+        PyObject *row = Py_NewRef(PySequence_Fast_GET_ITEM(sequence, i));
+        int failed;
+        if (flat) {
+            failed = bind_row_into(self, row, PySequence_Fast_ITEMS(result) + i * self->count);
+        }
+        else {
+            PyObject *args = bind_row(self, row);
+            failed = args == NULL;
+            if (!failed) {
+                PyList_SET_ITEM(result, i, args);
+            }
+        }
+        Py_DECREF(row);
+        if (failed) {
+            Py_CLEAR(result);
+        }
     }
     Py_DECREF(sequence);
     return result;
+}
+
+static PyObject *
+Binder_many(Binder *self, PyObject *rows)
+{
+    return bind_rows(self, rows, 0);
+}
+
+static PyObject *
+Binder_flat(Binder *self, PyObject *rows)
+{
+    return bind_rows(self, rows, 1);
 }
 
 /* -- construction ----------------------------------------------------------------------- */
@@ -372,6 +401,8 @@ Binder_dealloc(Binder *self)
 static PyMethodDef Binder_methods[] = {
     {"one", (PyCFunction)Binder_one, METH_O, "The arguments of one row."},
     {"many", (PyCFunction)Binder_many, METH_O, "The arguments of every row, in a list."},
+    {"flat", (PyCFunction)Binder_flat, METH_O,
+     "The arguments of every row, one row after another in one list."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,8 +9,8 @@ execution parameters, applies the bind processors, and returns the SQL and posit
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any, ClassVar, NamedTuple
 
 from .._sql.base import ClauseElement
@@ -30,6 +30,8 @@ class _PositionalBinder(NamedTuple):
 
     bind: Callable[[Sequence[Any]], list[Any]]
     bind_many: Callable[[Sequence[Sequence[Any]]], list[Sequence[Any]]]
+    bind_flat: Callable[[Sequence[Sequence[Any]]], list[Any]]
+    """``bind_many``'s lists as one, row after row (for a joined UPDATE)."""
 
 
 class Compiled:
@@ -222,7 +224,13 @@ class Compiled:
         """``bind_positional`` for executemany: one SQL text, one args list per row."""
         binder = self._positional_binder(names)
         if binder is not None and self._parts is None:
+            joined = self._joined
             try:
+                if joined is not None and len(rows) >= joined.MIN_ROWS:
+                    # Bound straight into one list, with no list per row on the way.
+                    result = joined.join_flat(binder.bind_flat(rows), len(rows))
+                    if result is not None:
+                        return result
                 arg_rows: list[Sequence[Any]] = binder.bind_many(rows)
             except InvalidValue:
                 pass
@@ -429,16 +437,18 @@ def _build_positional_binder(
             by_name=False,
             as_list=True,
         )
-        return _PositionalBinder(binder.one, binder.many)
+        return _PositionalBinder(binder.one, binder.many, binder.flat)
     namespace: dict[str, Any] = {}
     values = ", ".join(_processed(n, slot, f"a[{n}]", namespace) for n, slot in enumerate(slots))
     # ``bind_many`` is the same display in a comprehension: no call per row of a flush.
     source = (
         f"def bind(a):\n    return [{values}]\n"
         f"def bind_many(rows):\n    return [[{values}] for a in rows]\n"
+        "def bind_flat(rows):\n    values = []\n    extend = values.extend\n"
+        f"    for a in rows:\n        extend(({values},))\n    return values\n"
     )
     exec(compile(source, "<asyncorm positional binder>", "exec"), namespace)
-    return _PositionalBinder(namespace["bind"], namespace["bind_many"])
+    return _PositionalBinder(namespace["bind"], namespace["bind_many"], namespace["bind_flat"])
 
 
 class JoinedUpdate:
@@ -451,7 +461,7 @@ class JoinedUpdate:
     Otherwise, and for a few rows, the executemany runs as it is.
     """
 
-    __slots__ = ("_keys", "keyed")
+    __slots__ = ("keyed",)
 
     MIN_ROWS: ClassVar[int] = 32
     """Fewer rows gain nothing from being joined (measured on PostgreSQL: 32 rows take
@@ -460,20 +470,31 @@ class JoinedUpdate:
 
     def __init__(self, keyed: KeyedUpdate) -> None:
         self.keyed = keyed
-        first_key = len(keyed.assignments)
-        self._keys = itemgetter(*range(first_key, first_key + len(keyed.keys)))
 
     def join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]] | None:
         """``(sql, arg_rows)`` to run with executemany instead, or None to keep the rows."""
         if len(arg_rows) < self.MIN_ROWS:
             return None
+        return self.join_flat(list(chain.from_iterable(arg_rows)), len(arg_rows))
+
+    def join_flat(self, values: list[Any], count: int) -> tuple[str, list[Sequence[Any]]] | None:
+        """``join`` for the arguments of ``count`` rows one after another in ``values``."""
+        width = len(values) // count
+        first_key = len(self.keyed.assignments)
+        keys: Iterable[Any] = (
+            values[first_key::width]
+            if width - first_key == 1
+            else zip(*(values[n::width] for n in range(first_key, width)), strict=True)
+        )
         try:
-            unique = len(set(map(self._keys, arg_rows))) == len(arg_rows)
+            unique = len(set(keys)) == count
         except TypeError:  # a key value that cannot be hashed
             return None
-        return self._join(arg_rows) if unique else None
+        return self._join(values, count, width) if unique else None
 
-    def _join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
+    def _join(self, values: list[Any], count: int, width: int) -> tuple[str, list[Sequence[Any]]]:
+        """The SQL and its executemany rows for ``count`` rows of ``width`` arguments, one
+        row after another in ``values`` (which this may use as it is)."""
         raise NotImplementedError
 
     def _clauses(self, compiler: SQLCompiler, column: Callable[[int], str]) -> tuple[str, str, str]:

@@ -204,8 +204,8 @@ class _UnnestUpdate(JoinedUpdate):
             f"WHERE {where}"
         )
 
-    def _join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
-        return self._sql, [list(zip(*arg_rows, strict=True))]
+    def _join(self, values: list[Any], count: int, width: int) -> tuple[str, list[Sequence[Any]]]:
+        return self._sql, [[values[n::width] for n in range(width)]]
 
 
 class PGDialect(Dialect):

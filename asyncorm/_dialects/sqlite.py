@@ -22,7 +22,6 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from itertools import chain
 from typing import Any, ClassVar
 
 from .._sql import types as sqltypes
@@ -276,19 +275,14 @@ class _ValuesUpdate(JoinedUpdate):
         self._tail = f") AS {alias} WHERE {where}"
         self._texts: dict[int, str] = {}
 
-    def _join(self, arg_rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
-        count = len(arg_rows)
-        width = len(arg_rows[0])
+    def _join(self, values: list[Any], count: int, width: int) -> tuple[str, list[Sequence[Any]]]:
         largest = min(self.CHUNK_ROWS, self.MAX_PARAMETERS // width)
         size = min(1 << (count - 1).bit_length(), 1 << (largest.bit_length() - 1))
-        rows: Sequence[Sequence[Any]] = arg_rows
-        if count % size:
-            rows = [*arg_rows, *[(None,) * width] * (size - count % size)]
-        chunks: list[Sequence[Any]] = [
-            list(chain.from_iterable(rows[start : start + size]))
-            for start in range(0, len(rows), size)
+        step = size * width
+        values.extend([None] * (-len(values) % step))
+        return self._text(size), [
+            values[start : start + step] for start in range(0, len(values), step)
         ]
-        return self._text(size), chunks
 
     def _text(self, size: int) -> str:
         text = self._texts.get(size)

@@ -415,6 +415,60 @@ def test_positional_rows_give_the_arguments_of_their_dicts(dialect: Dialect) -> 
         compiled.bind_positional_many(statement, names, values)
 
 
+def test_a_joined_update_binds_every_row_once_in_order(dialect: Dialect) -> None:
+    statement = (
+        update(samples)
+        .where(samples.c.id == bindparam("pk"))
+        .values(string=bindparam("new_name"), big=bindparam("new_big"))
+    )
+    names = ("new_big", "new_name", "pk")
+    compiled = dialect.compile(statement, names)
+    values = [(i * 10, f"n{i}", i) for i in range(ROWS)]
+    values[7] = (Level.low, Name("sub"), 7)  # processed
+    expected = one_by_one(
+        compiled, statement, [dict(zip(names, row, strict=True)) for row in values]
+    )
+    sql, arg_rows = compiled.bind_positional_many(statement, names, values)
+    if isinstance(dialect, SQLiteDialect):
+        # Chunks of 256 rows, one after another, the last one padded with rows of NULLs.
+        assert sql.count("(?, ?, ?)") == 256 and len(arg_rows) == 2
+        padding = [None] * 3 * (512 - ROWS)
+        assert [*arg_rows[0], *arg_rows[1]] == [*itertools.chain(*expected), *padding]
+    else:  # one array per column
+        assert " FROM unnest(" in sql
+        assert arg_rows == [[[row[n] for row in expected] for n in range(3)]]
+    values.append(values[0])  # a key twice: the rows run one by one, as they are
+    sql, arg_rows = compiled.bind_positional_many(statement, names, values)
+    assert sql == compiled.sql
+    assert [list(row) for row in arg_rows] == [*expected, expected[0]]
+
+
+def test_the_c_binder_binds_rows_flat_as_it_binds_them_one_by_one() -> None:
+    from asyncorm._sql.types import InlineCheck
+
+    binder = c_binder()(
+        ((0, None, True, None, None), (1, None, True, str, InlineCheck(str, max_length=3))),
+        False,
+        True,
+    )
+    rows = [(1, "ab"), [2, 5], (3, "abcd")]
+    assert binder.flat(rows) == [1, "ab", 2, "5", 3, "abcd"]
+    assert binder.flat(rows) == list(itertools.chain(*binder.many(rows)))
+    assert binder.flat([]) == []
+    with pytest.raises(IndexError):
+        binder.flat([(1, "a"), (2,)])
+
+    def shrink(value: Any) -> str:
+        rows.clear()
+        return str(value)
+
+    shrinking = c_binder()(((0, None, True, shrink, None),), False, True)
+    for bind in (shrinking.flat, shrinking.many):
+        rows = [(1,), (2,)]
+        with pytest.raises(RuntimeError, match="changed size"):
+            bind(rows)
+
+
 def test_the_c_binder_refuses_slots_it_cannot_check() -> None:
     from asyncorm._sql.types import InlineCheck
 
