@@ -9,6 +9,9 @@
    - ColumnAccess: the base of InstrumentedAttribute, whose __get__ and __set__ it is.
    - forget_session (a session's close) and object_collected (the states' weakref
      callback).
+   - A flush's loops over changed objects: extend_column_updates (planning runs of
+     one-column changes), release_changes (after it) and linked_states (which objects have
+     relationships to follow).
 
    Slots are read and written through the offsets of their member descriptors, found once
    (``register_state_class`` for InstanceState's), so an object costs no attribute
@@ -677,6 +680,50 @@ release_changes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(linked_states_doc,
+"linked_states(states, keys)\n--\n\n"
+"The states whose objects hold any of ``keys`` (their mapper's relationship names) in\n"
+"their ``__dict__``: a relationship loaded or set (``session._with_relationships``). A\n"
+"state whose object is gone has none.");
+
+static PyObject *
+linked_states(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "linked_states(list, keys)");
+        return NULL;
+    }
+    PyObject *keys = PySequence_Tuple(args[1]);
+    if (keys == NULL) {
+        return NULL;
+    }
+    PyObject *states = args[0];
+    PyObject *linked = PyList_New(0);
+    for (Py_ssize_t i = 0; linked != NULL && i < PyList_GET_SIZE(states); i++) {
+        PyObject *state = Py_NewRef(PyList_GET_ITEM(states, i));
+        int found = check_state(state);
+        PyObject *obj = found < 0 ? NULL : referent_of(state);
+        if (obj != NULL) {
+            PyObject *values = PyObject_GenericGetDict(obj, NULL);
+            found = values == NULL ? -1 : 0;
+            for (Py_ssize_t k = 0; found == 0 && k < PyTuple_GET_SIZE(keys); k++) {
+                found = PyDict_Contains(values, PyTuple_GET_ITEM(keys, k));
+            }
+            Py_XDECREF(values);
+            Py_DECREF(obj);
+        }
+        if (found > 0) {
+            found = PyList_Append(linked, state);
+        }
+        Py_DECREF(state);
+        if (found < 0) {
+            Py_CLEAR(linked);
+        }
+    }
+    Py_DECREF(keys);
+    return linked;
+}
+
 PyDoc_STRVAR(object_collected_doc,
 "object_collected(state)\n--\n\n"
 "The states' weakref callback: the object is gone, so drop its identity-map entry.");
@@ -950,6 +997,8 @@ static PyMethodDef module_methods[] = {
      METH_FASTCALL, extend_column_updates_doc},
     {"release_changes", (PyCFunction)(void (*)(void))release_changes, METH_FASTCALL,
      release_changes_doc},
+    {"linked_states", (PyCFunction)(void (*)(void))linked_states, METH_FASTCALL,
+     linked_states_doc},
     {NULL, NULL, 0, NULL},
 };
 

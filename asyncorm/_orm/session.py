@@ -92,9 +92,12 @@ def _with_relationships(states: list[InstanceState]) -> list[InstanceState]:
     """The states whose objects have a relationship loaded or set: the only ones whose
     relationships can cascade, set foreign keys or change links."""
     linked: list[InstanceState] = []
+    linked_states = speedups.linked_states
     for mapper, group in group_by_mapper(states):
         keys = mapper.relationship_keys
-        if len(keys) == 1:  # one relationship: a membership test is half the cost
+        if keys and linked_states is not None:
+            linked.extend(linked_states(group, keys))
+        elif len(keys) == 1:  # one relationship: a membership test is half the cost
             (key,) = keys
             linked.extend(state for state in group if key in state().__dict__)
         elif keys:

@@ -4,6 +4,7 @@ built or ``ASYNCORM_NO_EXTENSIONS`` is set (see ``asyncorm._extensions``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from .._extensions import load
@@ -37,4 +38,8 @@ extend_column_updates: Callable[..., int] | None = (
 #: a flush's release of the changed objects (see ``AsyncSession._clear_changes``)
 release_changes: Callable[[list[Any], dict[int, Any]], None] | None = (
     None if _module is None else _module.release_changes
+)
+#: the states whose objects have a relationship loaded or set (``session._with_relationships``)
+linked_states: Callable[[list[Any], AbstractSet[str]], list[Any]] | None = (
+    None if _module is None else _module.linked_states
 )

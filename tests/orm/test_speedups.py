@@ -3,7 +3,8 @@
 The loops (hydrating a buffered result's rows into objects through the identity map,
 giving a constructed object its state, expiring objects at every commit, detaching every
 state at close, the weakref callback that drops a dead object's entry, planning a flush's
-runs of one-column updates, releasing the changed objects after it) are chosen when a
+runs of one-column updates, releasing the changed objects after it, finding the objects
+with relationships to follow) are chosen when a
 mapper is built or a flush runs, so each test of them runs with both, in one process, on
 both databases.
 Column attribute access is chosen when ``asyncorm`` is imported: its tests (at the end)
@@ -34,10 +35,13 @@ from asyncorm import (
     insert,
     mapped_column,
     object_session,
+    relationship,
     select,
+    selectinload,
     text,
 )
 from asyncorm._orm import mapper as mapper_module
+from asyncorm._orm import session as session_module
 from asyncorm._orm import speedups
 from asyncorm._orm import state as state_module
 from asyncorm.exc import InvalidRequestError, UnloadedAttributeError
@@ -70,13 +74,15 @@ def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
             extension.object_collected,
         )
         extend, release = extension.extend_column_updates, extension.release_changes
+        linked = extension.linked_states
     else:
-        hydrator = forget = extend = release = None
+        hydrator = forget = extend = release = linked = None
         collected = state_module._drop_entry
     monkeypatch.setattr(speedups, "Hydrator", hydrator)
     monkeypatch.setattr(speedups, "forget_session", forget)
     monkeypatch.setattr(speedups, "extend_column_updates", extend)
     monkeypatch.setattr(speedups, "release_changes", release)
+    monkeypatch.setattr(speedups, "linked_states", linked)
     monkeypatch.setattr(state_module, "object_collected", collected)
     monkeypatch.setattr(mapper_module, "object_collected", collected)
     yield request.param
@@ -313,6 +319,57 @@ async def test_runs_of_one_column_changes_are_planned_like_any_change(
     expected[31] = ("only the title", 311)
     expected[41] = ("book 41", 0)
     assert {row[0]: (row[1], row[2]) for row in rows} == expected
+
+
+class _LinkedBase(DeclarativeBase):
+    pass
+
+
+class Owner(_LinkedBase):
+    __tablename__ = "speedups_owner"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pets: Mapped[list[Pet]] = relationship(back_populates="owner", order_by="Pet.id")
+
+
+class Pet(_LinkedBase):
+    __tablename__ = "speedups_pet"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("speedups_owner.id"))
+    owner: Mapped[Owner | None] = relationship(back_populates="pets")
+
+
+async def test_objects_with_a_relationship_loaded_or_set_are_followed(
+    loops: str, db: Database
+) -> None:
+    engine = db.make_engine()
+    await _LinkedBase.metadata.create_all(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(Owner), [{"id": i} for i in (1, 2, 3)])
+        await conn.execute(insert(Pet), [{"id": i, "owner_id": 1} for i in range(1, 7)])
+    async with AsyncSession(engine) as session:
+        first = await session.get(Owner, 1, options=[selectinload(Owner.pets)])
+        second, third = await session.get(Owner, 2), await session.get(Owner, 3)
+        pets = (await session.scalars(select(Pet).order_by(Pet.id))).all()
+        assert first is not None and second is not None and third is not None
+        pets[4].owner = third  # set on a loaded object
+        newcomer = Pet(id=7, owner=second)  # set on a new one
+        session.add(newcomer)
+        states = [
+            state_module.instance_state(obj) for obj in (first, second, third, *pets, newcomer)
+        ]
+        linked = session_module._with_relationships(states)
+        # The same with the other implementation: the two agree.
+        other = _extension().linked_states if loops == "python" else None
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(speedups, "linked_states", other)
+            assert session_module._with_relationships(states) == linked
+        assert first._asyncorm_state in linked and pets[4]._asyncorm_state in linked
+        assert newcomer._asyncorm_state in linked
+        assert second._asyncorm_state not in linked
+        await session.commit()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(Pet.id, Pet.owner_id).order_by(Pet.id))).all()
+    assert [tuple(row) for row in rows] == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 3), (6, 1), (7, 2)]
 
 
 async def test_close_detaches_every_loaded_object(models: tuple[Models, AsyncEngine]) -> None:
