@@ -6,7 +6,8 @@
      loader does (mapper.py, ``_build_row_loader``) for a single-column key without
      populate_existing; ``attach_state`` gives a constructed object its state (the
      generated __init__); ``expire`` is the generated expiry (every commit).
-   - ColumnAccess: the base of InstrumentedAttribute, whose __get__ and __set__ it is.
+   - ColumnAccess: the base of InstrumentedAttribute, whose __get__ and __set__ it is
+     (recording a loaded object's changes; the rarer cases go to its Python ``_set``).
    - forget_session (a session's close) and object_collected (the states' weakref
      callback).
    - A flush's loops over changed objects: extend_column_updates (planning runs of
@@ -64,17 +65,22 @@ slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
 static PyTypeObject *state_base = NULL;
 static Py_ssize_t state_key, state_session, state_committed, state_expired, state_deleted;
 
+/* attributes.py's NO_VALUE: an old value that was never loaded (registered with it). */
+static PyObject *no_value = NULL;
+
 PyDoc_STRVAR(register_state_class_doc,
-"register_state_class(cls)\n--\n\n"
-"Read the slot offsets of InstanceState, the base of every state class.");
+"register_state_class(cls, no_value)\n--\n\n"
+"Read the slot offsets of InstanceState, the base of every state class; ``no_value`` marks\n"
+"an attribute that had no loaded value.");
 
 static PyObject *
-register_state_class(PyObject *module, PyObject *cls)
+register_state_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!PyType_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "register_state_class takes a class");
+    if (nargs != 2 || !PyType_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "register_state_class(cls, no_value)");
         return NULL;
     }
+    PyObject *cls = args[0];
     PyTypeObject *type = (PyTypeObject *)cls;
     if (!PyType_IsSubtype(type, &_PyWeakref_RefType)) {
         PyErr_SetString(PyExc_TypeError, "the state class must subclass weakref.ref");
@@ -88,6 +94,7 @@ register_state_class(PyObject *module, PyObject *cls)
         return NULL;
     }
     Py_XSETREF(state_base, (PyTypeObject *)Py_NewRef(cls));
+    Py_XSETREF(no_value, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
@@ -875,6 +882,22 @@ state_of(ColumnAccess *self, PyObject *obj)
     return state != NULL && is_state(state) ? state : NULL;
 }
 
+/* ``_same`` of attributes.py: the same object, or equal and of the same type. == may be
+   user code that fails: then the values differ. */
+static int
+same_value(PyObject *old, PyObject *value)
+{
+    if (old == value) {
+        return 1;
+    }
+    int equal = PyObject_RichCompareBool(old, value, Py_EQ);
+    if (equal < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return equal && Py_TYPE(old) == Py_TYPE(value);
+}
+
 /* The first change of a loaded attribute: keep the old value, and have the session hold
    the object until it is flushed. 0 done, 1 not this case, -1 error. */
 static int
@@ -890,16 +913,7 @@ first_change(ColumnAccess *self, PyObject *obj, PyObject *state, PyObject *value
         return PyErr_Occurred() ? -1 : 1;
     }
     Py_INCREF(old);
-    int same = old == value;
-    if (!same) {
-        /* == may be user code that fails: then the values differ, as in _same() */
-        int equal = PyObject_RichCompareBool(old, value, Py_EQ);
-        if (equal < 0) {
-            PyErr_Clear();
-            equal = 0;
-        }
-        same = equal && Py_TYPE(old) == Py_TYPE(value);
-    }
+    int same = same_value(old, value);
     int result = 0;
     if (!same) {
         PyObject *changes = PyDict_New();
@@ -928,6 +942,55 @@ first_change(ColumnAccess *self, PyObject *obj, PyObject *state, PyObject *value
     return result;
 }
 
+/* A change of an object that has changes already (``record_change``): keep the first old
+   value of the attribute, and forget it when the value is set back. The object is held
+   since its first change. 0 done, 1 not this case, -1 error. */
+static int
+later_change(ColumnAccess *self, PyObject *state, PyObject *values, PyObject *value)
+{
+    PyObject *committed = SLOT(state, state_committed);
+    if (committed == NULL || !PyDict_CheckExact(committed) || no_value == NULL) {
+        return 1;
+    }
+    Py_INCREF(committed); /* == below may be user code */
+    int result;
+    PyObject *original = PyDict_GetItemWithError(committed, self->key);
+    if (original != NULL) {
+        Py_INCREF(original);
+        if (original == no_value) {
+            result = 1;
+        }
+        else if (same_value(original, value)) {
+            result = PyDict_DelItem(committed, self->key) < 0 ? -1 : 0;
+            if (result < 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
+                PyErr_Clear(); /* == removed it already */
+                result = 0;
+            }
+        }
+        else {
+            result = 0;
+        }
+        Py_DECREF(original);
+    }
+    else if (PyErr_Occurred()) {
+        result = -1;
+    }
+    else {
+        PyObject *old = Py_XNewRef(PyDict_GetItemWithError(values, self->key));
+        if (old == NULL) {
+            result = PyErr_Occurred() ? -1 : 1; /* never loaded: the Python path */
+        }
+        else {
+            result = same_value(old, value) || PyDict_SetItem(committed, self->key, old) == 0
+                         ? 0
+                         : -1;
+            Py_DECREF(old);
+        }
+    }
+    Py_DECREF(committed);
+    return result;
+}
+
 static int
 ColumnAccess_set(PyObject *self_, PyObject *obj, PyObject *value)
 {
@@ -950,6 +1013,9 @@ ColumnAccess_set(PyObject *self_, PyObject *obj, PyObject *value)
     if (key != NULL && key != Py_None) {
         Py_INCREF(state);
         int outcome = first_change(self, obj, state, values, value);
+        if (outcome == 1) {
+            outcome = later_change(self, state, values, value);
+        }
         Py_DECREF(state);
         if (outcome != 0) {
             Py_DECREF(values);
@@ -990,7 +1056,8 @@ static PyTypeObject ColumnAccessType = {
 };
 
 static PyMethodDef module_methods[] = {
-    {"register_state_class", register_state_class, METH_O, register_state_class_doc},
+    {"register_state_class", (PyCFunction)(void (*)(void))register_state_class, METH_FASTCALL,
+     register_state_class_doc},
     {"forget_session", forget_session, METH_O, forget_session_doc},
     {"object_collected", object_collected, METH_O, object_collected_doc},
     {"extend_column_updates", (PyCFunction)(void (*)(void))extend_column_updates,

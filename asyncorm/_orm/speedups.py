@@ -23,8 +23,8 @@ forget_session: Callable[[dict[Any, Any]], None] | None = (
 )
 #: the base of InstrumentedAttribute: its __get__ and __set__ (see ``attributes.py``)
 ColumnAccess: type[CColumnAccess] | None = None if _module is None else _module.ColumnAccess
-#: tells the extension the slot layout of InstanceState (``state.py`` calls it)
-register_state_class: Callable[[type], None] | None = (
+#: tells the extension the slot layout of InstanceState and the NO_VALUE marker (``state.py``)
+register_state_class: Callable[[type, object], None] | None = (
     None if _module is None else _module.register_state_class
 )
 #: the states' weakref callback (see ``state.object_collected``)

@@ -97,7 +97,7 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
 
 
 if speedups.register_state_class is not None:
-    speedups.register_state_class(InstanceState)
+    speedups.register_state_class(InstanceState, NO_VALUE)
 
 
 def new_state(obj: object, mapper: Mapper) -> InstanceState:

@@ -67,7 +67,8 @@ def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     """Selects the implementation for the mappers built during the test."""
     if request.param == "c":
         extension = _extension()
-        extension.register_state_class(state_module.InstanceState)  # as state.py does
+        # as state.py does
+        extension.register_state_class(state_module.InstanceState, state_module.NO_VALUE)
         hydrator, forget, collected = (
             extension.Hydrator,
             extension.forget_session,
@@ -485,6 +486,36 @@ async def test_writes_record_the_first_change_only_when_the_value_differs(
     two.title = "book 2"  # set back: no longer changed
     assert set(session.dirty) == {one, three}
     await session.rollback()
+
+
+async def test_later_writes_keep_each_attributes_first_old_value(
+    loaded: tuple[Models, AsyncSession],
+) -> None:
+    m, session = loaded
+    book = await session.get(m.Book, 1)
+    assert book is not None
+    history = asyncorm.inspect(book).attrs
+    book.pages = 10  # the first change
+    book.title = "book 1"  # equal: not recorded
+    assert history["title"].history.deleted == ()
+    book.title = "other"  # another attribute: recorded
+    book.pages = 20  # the first old value stays
+    assert history["pages"].history.deleted == (1,)
+    assert history["title"].history.deleted == ("book 1",)
+    book.pages = 1  # set back: forgotten, the title's change stays
+    assert history["pages"].history.deleted == ()
+    assert list(session.dirty) == [book]
+    book.title = "book 1"
+    assert list(session.dirty) == []
+    book.title = "renamed"
+    book.__dict__["shelf_id"] = Unequal()  # as if loaded so
+    book.shelf_id = None  # == fails: a change
+    assert history["shelf_id"].history.added == (None,)
+    await session.commit()
+    async with AsyncSession(session.bind) as check:
+        stored = await check.get(m.Book, 1)
+        assert stored is not None
+        assert (stored.title, stored.pages, stored.shelf_id) == ("renamed", 1, None)
 
 
 async def test_a_failing_comparison_counts_as_a_change(
