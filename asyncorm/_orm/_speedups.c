@@ -518,13 +518,7 @@ Hydrator_expire(Hydrator *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *committed = SLOT(state, state_committed);
         if (committed != NULL && committed != Py_None) {
             set_slot(state, state_committed, Py_None);
-            PyObject *state_id = PyLong_FromVoidPtr(state);
-            if (state_id == NULL) {
-                goto error;
-            }
-            int failed = PyDict_DelItem(held, state_id);
-            Py_DECREF(state_id);
-            if (failed) {
+            if (PyDict_DelItem(held, state) < 0) {
                 if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
                     goto error;
                 }
@@ -671,14 +665,9 @@ release_changes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_INCREF(state);  /* releasing an object runs its finalizers */
         set_slot(state, state_committed, Py_None);
-        PyObject *id = PyLong_FromVoidPtr(state);
-        int failed = id == NULL;
-        if (!failed) {
-            PyObject *obj = Py_XNewRef(PyDict_GetItemWithError(held, id));
-            failed = obj == NULL ? PyErr_Occurred() != NULL : PyDict_DelItem(held, id) < 0;
-            Py_DECREF(id);
-            Py_XDECREF(obj);  /* the object may die here */
-        }
+        PyObject *obj = Py_XNewRef(PyDict_GetItemWithError(held, state));
+        int failed = obj == NULL ? PyErr_Occurred() != NULL : PyDict_DelItem(held, state) < 0;
+        Py_XDECREF(obj);  /* the object may die here */
         Py_DECREF(state);
         if (failed) {
             return NULL;
@@ -928,11 +917,9 @@ first_change(ColumnAccess *self, PyObject *obj, PyObject *state, PyObject *value
             Py_INCREF(session);
             PyObject *identity_map = PyObject_GetAttr(session, identity_map_name);
             PyObject *held = identity_map ? PyObject_GetAttr(identity_map, held_name) : NULL;
-            PyObject *state_id = held ? PyLong_FromVoidPtr(state) : NULL;
-            if (state_id == NULL || PyObject_SetItem(held, state_id, obj) < 0) {
+            if (held == NULL || PyObject_SetItem(held, state, obj) < 0) {
                 result = -1;
             }
-            Py_XDECREF(state_id);
             Py_XDECREF(held);
             Py_XDECREF(identity_map);
             Py_DECREF(session);

@@ -165,7 +165,7 @@ class InstrumentedAttribute(_ColumnAccess, QueryableAttribute[_T]):
                     state.committed = {key: old}
                     session = state.session
                     if session is not None:
-                        session._identity_map._held[id(state)] = obj
+                        session._identity_map._held[state] = obj
             else:
                 record_change(state, obj, key, values.get(key, NO_VALUE), value)
         values[key] = value

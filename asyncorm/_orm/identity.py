@@ -26,11 +26,11 @@ class IdentityMap:
 
     def __init__(self) -> None:
         self._by_mapper: dict[Mapper, dict[Any, InstanceState]] = {}
-        # Both keyed by id(state): user classes may define __eq__/__hash__, and weakrefs
-        # (which states are) compare by their referents.
-        #: changed persistent objects, kept alive until their changes are flushed
-        self._held: dict[int, object] = {}
-        #: pending objects and objects marked for deletion, kept alive until flushed
+        #: changed persistent objects by state (states hash by identity), kept alive until
+        #: their changes are flushed
+        self._held: dict[InstanceState, object] = {}
+        #: pending objects and objects marked for deletion, kept alive until flushed; keyed
+        #: by id(state), as the session's dicts of new and deleted states that go with it
         self._pinned: dict[int, object] = {}
 
     def __len__(self) -> int:
@@ -64,10 +64,10 @@ class IdentityMap:
 
     def hold(self, state: InstanceState, obj: object) -> None:
         """Keep ``obj`` alive until its changes are flushed."""
-        self._held[id(state)] = obj
+        self._held[state] = obj
 
     def release(self, state: InstanceState) -> None:
-        self._held.pop(id(state), None)
+        self._held.pop(state, None)
 
     def discard(self, state: InstanceState) -> None:
         self.discard_all((state,))
@@ -80,9 +80,8 @@ class IdentityMap:
             entries = by_mapper.get(state.mapper)
             if entries is not None and entries.get(state.key) is state:
                 del entries[state.key]
-            state_id = id(state)
-            held.pop(state_id, None)
-            pinned.pop(state_id, None)
+            held.pop(state, None)
+            pinned.pop(id(state), None)
 
     def states(self) -> list[InstanceState]:
         return [state for states in self._by_mapper.values() for state in states.values()]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .session import AsyncSession
 
 #: Expires states' objects (see ``Mapper.expire_states``).
-ExpireStates = Callable[[Iterable[InstanceState], dict[int, object]], None]
+ExpireStates = Callable[[Iterable[InstanceState], dict[InstanceState, object]], None]
 #: Turns one row into one entity (``None`` where the row's primary key is NULL).
 LoadRow = Callable[[Sequence[Any]], Any]
 #: Converts a list of rows into entities in place.
@@ -278,7 +278,9 @@ class Mapper:
             ).expire
             expired = self.expirable_set
 
-            def expire_states(states: Iterable[InstanceState], held: dict[int, object]) -> None:
+            def expire_states(
+                states: Iterable[InstanceState], held: dict[InstanceState, object]
+            ) -> None:
                 expire_in_c(states if type(states) is list else list(states), held, expired)
 
             return expire_states
@@ -304,7 +306,7 @@ class Mapper:
             "        s.expired = expired",
             "        if s.committed is not None:",
             "            s.committed = None",
-            "            held.pop(id(s), None)",
+            "            held.pop(s, None)",
         ]
         namespace: dict[str, Any] = {"expired": self.expirable_set}
         _compile("\n".join(lines) + "\n", namespace, f"{self.class_.__qualname__} expiry")

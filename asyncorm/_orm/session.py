@@ -714,7 +714,7 @@ class AsyncSession:
             return
         for state in changes.dirty:
             state.committed = None
-            held.pop(id(state), None)  # IdentityMap.release, inline: one per changed object
+            held.pop(state, None)  # IdentityMap.release, inline: one per changed object
 
     async def _fail_flush(self, error: BaseException) -> None:
         """Roll back the innermost transaction level now; the user must call rollback()."""

@@ -36,7 +36,7 @@ extend_column_updates: Callable[..., int] | None = (
     None if _module is None else _module.extend_column_updates
 )
 #: a flush's release of the changed objects (see ``AsyncSession._clear_changes``)
-release_changes: Callable[[list[Any], dict[int, Any]], None] | None = (
+release_changes: Callable[[list[Any], dict[Any, Any]], None] | None = (
     None if _module is None else _module.release_changes
 )
 #: the states whose objects have a relationship loaded or set (``session._with_relationships``)

@@ -84,6 +84,13 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
     # No Python-level __new__/__init__: constructing one is the C weakref constructor, and
     # the slots are filled by ``new_state`` (or inline by generated row loaders).
 
+    # A state is itself, not its object: a weakref hashes and compares by its referent,
+    # which may define __eq__/__hash__ (or be gone). By identity, a state can key a dict
+    # (``IdentityMap._held``) with no id() int made per object.
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+
     @property
     def obj(self) -> Any:
         return self()

@@ -373,6 +373,39 @@ async def test_objects_with_a_relationship_loaded_or_set_are_followed(
     assert [tuple(row) for row in rows] == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 3), (6, 1), (7, 2)]
 
 
+class Alike(_LinkedBase):
+    """Objects that all compare equal, with one hash: the session must still tell them
+    apart (states hash and compare by identity, not by their objects)."""
+
+    __tablename__ = "speedups_alike"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    n: Mapped[int]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Alike)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+async def test_objects_that_compare_equal_keep_their_own_changes(loops: str, db: Database) -> None:
+    engine = db.make_engine()
+    await _LinkedBase.metadata.create_all(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(Alike), [{"id": i, "n": i} for i in (1, 2, 3)])
+    async with AsyncSession(engine) as session:
+        alike = (await session.scalars(select(Alike).order_by(Alike.id))).all()
+        for obj in alike:
+            obj.n += 10
+        assert len(session.dirty) == 3
+        alike[1].n = 2  # set back: only this one is unchanged
+        assert [obj.id for obj in session.dirty] == [1, 3]
+        await session.commit()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(Alike.id, Alike.n).order_by(Alike.id))).all()
+    assert [tuple(row) for row in rows] == [(1, 11), (2, 2), (3, 13)]
+
+
 async def test_close_detaches_every_loaded_object(models: tuple[Models, AsyncEngine]) -> None:
     m, engine = models
     session = AsyncSession(engine)
