@@ -7,9 +7,9 @@
    name from a dict, or by position), tested in place against the slot's InlineCheck (see
    asyncorm/_sql/types.py) and passed to the slot's processor only when the test fails or
    there is no test. ``flat`` puts the arguments of many rows one after another in one
-   list, with no list per row, for an UPDATE joined to its rows of values. Every error is the one the generated Python raises: a missing name is
-   a KeyError, and a processor's InvalidValue propagates, for the caller to redo the rows
-   the general way. */
+   list, with no list per row, for an UPDATE joined to its rows of values. Every error is
+   the one the generated Python raises: a missing name is a KeyError, and a processor's
+   InvalidValue propagates, for the caller to redo the rows the general way. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

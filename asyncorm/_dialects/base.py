@@ -227,10 +227,10 @@ class Compiled:
             joined = self._joined
             try:
                 if joined is not None and len(rows) >= joined.MIN_ROWS:
-                    # Bound straight into one list, with no list per row on the way.
+                    # Bound straight into one list, with no list per row on the way; keys
+                    # that repeat run as they are, one row after another.
                     result = joined.join_flat(binder.bind_flat(rows), len(rows))
-                    if result is not None:
-                        return result
+                    return (self.sql, binder.bind_many(rows)) if result is None else result
                 arg_rows: list[Sequence[Any]] = binder.bind_many(rows)
             except InvalidValue:
                 pass

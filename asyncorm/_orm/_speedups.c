@@ -65,7 +65,8 @@ slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
 static PyTypeObject *state_base = NULL;
 static Py_ssize_t state_key, state_session, state_committed, state_expired, state_deleted;
 
-/* attributes.py's NO_VALUE: an old value that was never loaded (registered with it). */
+/* state.py's NO_VALUE: the old value of an attribute that was never loaded (registered
+   with the state class). */
 static PyObject *no_value = NULL;
 
 PyDoc_STRVAR(register_state_class_doc,

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Set
 from typing import TYPE_CHECKING, Any
 
 from . import speedups
-from .state import STATE_ATTR, InstanceState
+from .state import InstanceState
 
 if TYPE_CHECKING:
     from .mapper import Mapper
@@ -91,9 +91,7 @@ class IdentityMap:
 
     def changed_states(self) -> list[InstanceState]:
         """The states of held objects that still have changes (one set back has none)."""
-        return [
-            state for obj in self._held.values() if (state := getattr(obj, STATE_ATTR)).committed
-        ]
+        return [state for state in self._held if state.committed]
 
     def detach_all(self) -> None:
         """Forget every state, each now belonging to no session (what a close does)."""
