@@ -4,9 +4,8 @@ The loops (hydrating a buffered result's rows into objects through the identity 
 giving a constructed object its state, expiring objects at every commit, detaching every
 state at close, the weakref callback that drops a dead object's entry, planning a flush's
 runs of one-column updates, releasing the changed objects after it, finding the objects
-with relationships to follow) are chosen when a
-mapper is built or a flush runs, so each test of them runs with both, in one process, on
-both databases.
+with relationships to follow) are chosen when a mapper is built or a flush runs, so each
+test of them runs with both, in one process, on both databases.
 Column attribute access is chosen when ``asyncorm`` is imported: its tests (at the end)
 check whichever is active, and CI runs them in both of its passes (the second with
 ``ASYNCORM_NO_EXTENSIONS=1``). CI also sets ``ASYNCORM_REQUIRE_EXTENSIONS=1``, so an
