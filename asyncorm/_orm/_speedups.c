@@ -774,9 +774,10 @@ done:
 }
 
 /* ColumnAccess: the instance side of a mapped column attribute (``user.name``), the base of
-   InstrumentedAttribute. A read is one __dict__ lookup. A write records the old value on
-   a loaded object's first change, as InstrumentedAttribute._set does; every other case
-   (no state yet, a second change, an unloaded attribute) calls that Python method. */
+   InstrumentedAttribute. A read is one __dict__ lookup. A write to a loaded attribute of a
+   persistent object records its old value, as InstrumentedAttribute._set and
+   record_change do; every other case (no state yet, an attribute never loaded, an old value
+   that is NO_VALUE) calls that Python method. */
 
 typedef struct {
     PyObject_HEAD
