@@ -369,6 +369,15 @@ class _Shape:
         return make
 
 
+def _take_back(lent: tuple[list[Any], Iterator[Any]]) -> int:
+    """How many of a lent chunk's items its loop has not reached; the loop gets none of
+    them now (they go back to the source, to be read again by whatever reads next)."""
+    chunk, items = lent
+    left = operator.length_hint(items)
+    chunk.clear()
+    return left
+
+
 def _bare_tuples(raw: list[Any]) -> list[Any]:
     return [(value,) for value in raw]
 
@@ -413,13 +422,15 @@ def _closed() -> NoReturn:
 class _Source:
     """The buffered rows of one executed statement, shared by its Result views."""
 
-    __slots__ = ("closed", "pos", "raw", "rowcount")
+    __slots__ = ("closed", "lent", "pos", "raw", "rowcount")
 
     def __init__(self, raw: list[Any] | None, rowcount: int) -> None:
         self.raw = raw
         self.rowcount = rowcount
         self.pos = 0
         self.closed = False
+        #: the chunk an iteration is handing out, and its iterator (see ``_View.__iter__``)
+        self.lent: tuple[list[Any], Iterator[Any]] | None = None
 
     def take(self, n: int | None) -> list[Any]:
         raw = self.raw
@@ -427,6 +438,9 @@ class _Source:
             _no_rows()
         if self.closed:
             _closed()
+        if self.lent is not None:
+            self.pos -= _take_back(self.lent)
+            self.lent = None
         start = self.pos
         if start == 0 and n is None:
             # All of it: the list itself changes hands (no copy, and no second list alive
@@ -501,11 +515,19 @@ class _View(_Unique):
     # The consuming API, common to Result, ScalarResult and MappingResult.
 
     def __iter__(self) -> Iterator[Any]:
-        while True:
-            chunk = self._fetch(256)
-            if not chunk:
-                return
-            yield from chunk
+        if self._seen is not None:
+            # A de-duplicated chunk could not be given back (see below): one at a time.
+            while chunk := self._fetch(1):
+                yield chunk[0]
+            return
+        # Rows are taken a chunk at a time and lent to the loop; any other read of the
+        # result first takes back what the loop has not reached (a ``break``, or a
+        # ``fetchone()`` inside the loop), so every row is read once, and in order.
+        source = self._source
+        while chunk := self._fetch(256):
+            items = iter(chunk)
+            source.lent = (chunk, items)
+            yield from items
 
     def all(self) -> Sequence[Any]:
         """Every remaining item."""
@@ -564,8 +586,12 @@ class _View(_Unique):
     def close(self) -> None:
         """Release the buffered rows; further reads raise ResourceClosedError."""
         self._close()
-        if self._source.raw is not None:
-            self._source.raw = []
+        source = self._source
+        if source.raw is not None:
+            source.raw = []
+        if source.lent is not None:
+            _take_back(source.lent)  # a loop still reading stops, and finds the result closed
+            source.lent = None
 
 
 class ScalarResult(_View, Generic[_T]):
@@ -761,6 +787,7 @@ class _StreamSource:
         "closed",
         "cursor_done",
         "exhausted",
+        "lent",
     )
 
     def __init__(self, fetch: Fetcher, close: Closer, chunk_size: int) -> None:
@@ -771,6 +798,8 @@ class _StreamSource:
         self.exhausted = False
         self.closed = False
         self.cursor_done = False
+        #: the raw rows of the chunk a loop is handing out, the chunk, and its iterator
+        self.lent: tuple[list[Any], tuple[list[Any], Iterator[Any]]] | None = None
 
     async def take(self, n: int | None) -> list[Any]:
         if self.closed:
@@ -778,6 +807,12 @@ class _StreamSource:
                 "this streamed result is closed (it was read with first()/one()/scalar(), "
                 "closed explicitly, or its transaction ended)"
             )
+        if self.lent is not None:
+            raw, lent = self.lent
+            self.lent = None
+            # Read before the chunk is cleared: a chunk of bare values is ``raw`` itself.
+            self.buffer[:0] = raw[len(raw) - operator.length_hint(lent[1]) :]
+            _take_back(lent)
         while not self.exhausted and (n is None or len(self.buffer) < n):
             want = self.chunk_size if n is None else max(self.chunk_size, n - len(self.buffer))
             chunk = await self._fetch(want)
@@ -802,6 +837,9 @@ class _StreamSource:
         self.closed = True
         self.exhausted = True
         self.buffer = []
+        if self.lent is not None:
+            _take_back(self.lent[1])  # a loop still reading stops, and finds the result closed
+            self.lent = None
         await self._finish()
 
 
@@ -826,11 +864,18 @@ class _AsyncView(_Unique):
         return out
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        while True:
-            chunk = await self._fetch(self._source.chunk_size)
-            if not chunk:
-                return
-            for item in chunk:
+        source = self._source
+        if self._seen is not None:
+            while chunk := await self._fetch(1):  # as in _View.__iter__
+                yield chunk[0]
+            return
+        # Lent as in _View.__iter__; an ``async for`` left early is not even finalised at
+        # once, so giving back what it did not reach falls to the next read.
+        while raw := await source.take(source.chunk_size):
+            chunk = self._make(raw)
+            items = iter(chunk)
+            source.lent = (raw, (chunk, items))
+            for item in items:
                 yield item
 
     async def all(self) -> list[Any]:

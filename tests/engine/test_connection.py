@@ -433,6 +433,39 @@ async def test_stream(engine: AsyncEngine) -> None:
         assert engine.pool.status()["checked_out"] == 0
 
 
+async def test_a_stream_loop_hands_out_each_row_once(engine: AsyncEngine) -> None:
+    """An ``async for`` left early, or a read inside it, loses no row of its chunk."""
+    await fill(engine, 25)
+    query = text("SELECT id FROM items ORDER BY id")
+    async with engine.connect() as conn:
+        result = await conn.stream(query, chunk_size=10)
+        async for row in result:
+            first = row
+            break
+        assert first.id == 1
+        assert [row.id for row in await result.all()] == list(range(2, 26))
+
+        scalars = (await conn.stream(query, chunk_size=10)).scalars()
+        seen = []
+        async for value in scalars:
+            seen.append(value)
+            if value == 3:
+                assert await scalars.fetchmany(2) == [4, 5]
+            if value == 12:
+                assert await scalars.fetchone() == 13
+        assert seen == [1, 2, 3, 6, 7, 8, 9, 10, 11, 12, *range(14, 26)]
+
+        result = await conn.stream(query, chunk_size=10)
+        seen = []
+        with pytest.raises(exc.ResourceClosedError):
+            async for row in result:
+                seen.append(row.id)
+                if row.id == 2:
+                    await result.close()  # the loop stops at its next row
+        assert seen == [1, 2]
+        assert await conn.scalar(text("SELECT count(*) FROM items")) == 25
+
+
 async def test_stream_reads_yield_per_rows_at_a_time(engine: AsyncEngine) -> None:
     await fill(engine, 25)
     query = text("SELECT id FROM items ORDER BY id")

@@ -94,6 +94,45 @@ def test_iteration_and_all() -> None:
     assert res.all() == []  # exhausted, not closed
 
 
+def test_a_loop_hands_out_each_row_once_whatever_else_reads() -> None:
+    """Rows are lent to a loop a chunk at a time; what it has not reached goes back."""
+    rows = [(i, f"n{i}", i) for i in range(1, 601)]
+    res = Result(["id", "name", "score"], rows)
+    for row in res:
+        first = row
+        break
+    assert first == rows[0]
+    assert res.all() == rows[1:]  # a break loses nothing
+
+    res = Result(["id", "name", "score"], rows)
+    loop = iter(res)
+    assert next(loop) == rows[0]
+    assert res.fetchone() == rows[1]  # a read inside the loop takes the next row
+    assert res.fetchmany(2) == rows[2:4]
+    assert next(loop) == rows[4]  # and the loop goes on after it
+    other = iter(res.scalars())  # another view of the same rows
+    assert next(other) == 6
+    assert list(loop) == rows[6:]
+    assert list(other) == []
+
+    res = Result(["id", "name", "score"], rows)
+    seen = []
+    with pytest.raises(ResourceClosedError):
+        for row in res:
+            seen.append(row)
+            if len(seen) == 3:
+                res.close()  # the loop stops at its next row
+    assert seen == rows[:3]
+
+
+def test_a_unique_loop_hands_out_each_row_once() -> None:
+    res = Result(["id"], [(1,), (1,), (2,), (2,), (3,), (1,)]).unique()
+    loop = iter(res)
+    assert next(loop) == (1,)
+    assert res.fetchone() == (2,)
+    assert list(loop) == [(3,)]
+
+
 def test_fetch_methods() -> None:
     res = result()
     assert res.fetchone() == (1, "ann", 10)

@@ -760,6 +760,29 @@ async def test_stream(orm_engine: AsyncEngine) -> None:
         assert len([row async for row in rows]) == 25
 
 
+async def test_a_loop_over_objects_left_early_loses_none(orm_engine: AsyncEngine) -> None:
+    """Buffered and streamed one-entity results hand out their objects once each, however a
+    loop over them ends."""
+    async with AsyncSession(orm_engine) as session:
+        session.add_all([User(fullname=f"s{i}") for i in range(300)])
+        await session.commit()
+        query = select(User).order_by(User.id)
+        result = await session.scalars(query)
+        for user in result:
+            first = user
+            break
+        assert first.fullname == "s0"
+        assert [u.fullname for u in result.all()] == [f"s{i}" for i in range(1, 300)]
+
+        streamed = await session.stream_scalars(query.execution_options(yield_per=10))
+        async for user in streamed:
+            if user.fullname == "s4":
+                break
+        rest = await streamed.all()
+        assert [u.fullname for u in rest] == [f"s{i}" for i in range(5, 300)]
+        assert rest[0] is await session.get(User, rest[0].id)  # the same objects, mapped
+
+
 async def test_stream_honours_yield_per(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         session.add_all([User(fullname=f"s{i}") for i in range(25)])
