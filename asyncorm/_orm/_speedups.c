@@ -15,8 +15,8 @@
      relationships to follow).
 
    Slots are read and written through the offsets of their member descriptors, found once
-   (``register_state_class`` for InstanceState's), so an object costs no attribute
-   lookups. */
+   (``register_state_class`` for InstanceState's, ``register_session_class`` for the
+   session's identity map), so an object costs no attribute lookups. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -97,6 +97,59 @@ register_state_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(state_base, (PyTypeObject *)Py_NewRef(cls));
     Py_XSETREF(no_value, Py_NewRef(args[1]));
     Py_RETURN_NONE;
+}
+
+/* AsyncSession's ``_identity_map`` slot and IdentityMap's ``_held`` and ``_by_mapper``,
+   registered once by session.py (``register_session_class``): a first change and a dying
+   object reach their session's dictionaries without attribute lookups (three per dying
+   object were a third of its callback). */
+static PyTypeObject *session_base = NULL, *identity_map_type = NULL;
+static Py_ssize_t session_identity_map, identity_map_held, identity_map_by_mapper;
+
+PyDoc_STRVAR(register_session_class_doc,
+"register_session_class(session_cls, identity_map_cls)\n--\n\n"
+"Read the slot offsets of AsyncSession's identity map and of the identity map's\n"
+"dictionaries of held objects and of states by mapper.");
+
+static PyObject *
+register_session_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "register_session_class(session_cls, identity_map_cls)");
+        return NULL;
+    }
+    PyTypeObject *session_type = (PyTypeObject *)args[0], *map_type = (PyTypeObject *)args[1];
+    if (slot_offset(session_type, "_identity_map", &session_identity_map) < 0 ||
+        slot_offset(map_type, "_held", &identity_map_held) < 0 ||
+        slot_offset(map_type, "_by_mapper", &identity_map_by_mapper) < 0) {
+        return NULL;
+    }
+    Py_XSETREF(session_base, (PyTypeObject *)Py_NewRef(session_type));
+    Py_XSETREF(identity_map_type, (PyTypeObject *)Py_NewRef(map_type));
+    Py_RETURN_NONE;
+}
+
+static PyObject *identity_map_name;
+
+/* ``session._identity_map.<name>`` (a new reference): read by offset from a registered
+   session and identity map, looked up otherwise. */
+static PyObject *
+identity_map_part(PyObject *session, Py_ssize_t offset, PyObject *name)
+{
+    if (session_base != NULL && PyObject_TypeCheck(session, session_base)) {
+        PyObject *identity_map = SLOT(session, session_identity_map);
+        if (identity_map != NULL && Py_IS_TYPE(identity_map, identity_map_type) &&
+            SLOT(identity_map, offset) != NULL) {
+            return Py_NewRef(SLOT(identity_map, offset));
+        }
+    }
+    PyObject *identity_map = PyObject_GetAttr(session, identity_map_name);
+    if (identity_map == NULL) {
+        return NULL;
+    }
+    PyObject *part = PyObject_GetAttr(identity_map, name);
+    Py_DECREF(identity_map);
+    return part;
 }
 
 /* Whether ``state`` is a registered state, so its slots may be read by offset. */
@@ -725,7 +778,7 @@ PyDoc_STRVAR(object_collected_doc,
 "object_collected(state)\n--\n\n"
 "The states' weakref callback: the object is gone, so drop its identity-map entry.");
 
-static PyObject *identity_map_name, *by_mapper_name, *mapper_name;
+static PyObject *by_mapper_name, *mapper_name;
 
 static PyObject *
 object_collected(PyObject *module, PyObject *state)
@@ -738,18 +791,15 @@ object_collected(PyObject *module, PyObject *state)
     if (session == NULL || session == Py_None || key == NULL || key == Py_None) {
         Py_RETURN_NONE;
     }
-    PyObject *entries = NULL, *mapper = NULL, *by_mapper = NULL;
-    PyObject *identity_map = PyObject_GetAttr(session, identity_map_name);
-    if (identity_map == NULL) {
-        return NULL;
-    }
-    by_mapper = PyObject_GetAttr(identity_map, by_mapper_name);
-    Py_DECREF(identity_map);
+    PyObject *entries = NULL, *mapper = NULL;
+    PyObject *by_mapper = identity_map_part(session, identity_map_by_mapper, by_mapper_name);
     if (by_mapper == NULL) {
         goto done;
     }
-    mapper = PyObject_GetAttr((PyObject *)Py_TYPE(state), mapper_name);
-    if (mapper == NULL) {
+    /* the state class's own ``mapper``: the type's attribute cache, not a getattr */
+    mapper = Py_XNewRef(_PyType_Lookup(Py_TYPE(state), mapper_name));
+    if (mapper == NULL &&
+        (mapper = PyObject_GetAttr((PyObject *)Py_TYPE(state), mapper_name)) == NULL) {
         goto done;
     }
     entries = PyDict_GetItemWithError(by_mapper, mapper);
@@ -917,13 +967,11 @@ first_change(ColumnAccess *self, PyObject *obj, PyObject *state, PyObject *value
         PyObject *session = SLOT(state, state_session);
         if (session != NULL && session != Py_None) {
             Py_INCREF(session);
-            PyObject *identity_map = PyObject_GetAttr(session, identity_map_name);
-            PyObject *held = identity_map ? PyObject_GetAttr(identity_map, held_name) : NULL;
+            PyObject *held = identity_map_part(session, identity_map_held, held_name);
             if (held == NULL || PyObject_SetItem(held, state, obj) < 0) {
                 result = -1;
             }
             Py_XDECREF(held);
-            Py_XDECREF(identity_map);
             Py_DECREF(session);
         }
     }
@@ -1047,6 +1095,8 @@ static PyTypeObject ColumnAccessType = {
 static PyMethodDef module_methods[] = {
     {"register_state_class", (PyCFunction)(void (*)(void))register_state_class, METH_FASTCALL,
      register_state_class_doc},
+    {"register_session_class", (PyCFunction)(void (*)(void))register_session_class,
+     METH_FASTCALL, register_session_class_doc},
     {"forget_session", forget_session, METH_O, forget_session_doc},
     {"object_collected", object_collected, METH_O, object_collected_doc},
     {"extend_column_updates", (PyCFunction)(void (*)(void))extend_column_updates,

@@ -114,6 +114,10 @@ class AsyncSession:
     ``SessionConcurrencyError``; use ``async_scoped_session`` for a session per task.
     """
 
+    # The identity map sits in a slot the C extension reads by offset (every first change
+    # of an object, and every object that dies, reaches it); the rest is in ``__dict__``.
+    __slots__ = ("__dict__", "__weakref__", "_identity_map")
+
     def __init__(
         self,
         bind: AsyncEngine | None = None,
@@ -1134,6 +1138,10 @@ class _SessionBegin(Generic[_S]):
                 await self._session.rollback()
         finally:
             await self._session.close()
+
+
+if speedups.register_session_class is not None:
+    speedups.register_session_class(AsyncSession, IdentityMap)
 
 
 def object_session(instance: object) -> AsyncSession | None:

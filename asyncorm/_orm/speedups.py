@@ -27,6 +27,10 @@ ColumnAccess: type[CColumnAccess] | None = None if _module is None else _module.
 register_state_class: Callable[[type, object], None] | None = (
     None if _module is None else _module.register_state_class
 )
+#: tells the extension the slot layout of AsyncSession and IdentityMap (``session.py``)
+register_session_class: Callable[[type, type], None] | None = (
+    None if _module is None else _module.register_session_class
+)
 #: the states' weakref callback (see ``state.object_collected``)
 object_collected: Callable[[Any], None] | None = (
     None if _module is None else _module.object_collected

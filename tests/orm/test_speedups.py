@@ -246,6 +246,31 @@ async def test_dead_objects_leave_the_identity_map(models: tuple[Models, AsyncEn
         assert (await session.get(m.Book, ROWS)).pages == -1
 
 
+async def test_a_session_subclass_holds_and_drops_objects_alike(
+    models: tuple[Models, AsyncEngine],
+) -> None:
+    """The extension reads a session's identity map by slot offset, subclasses' too."""
+
+    class TaggedSession(AsyncSession):
+        def __init__(self, engine: AsyncEngine) -> None:
+            super().__init__(engine)
+            self.tag = "mine"  # subclasses keep a __dict__
+
+    m, engine = models
+    async with TaggedSession(engine) as session:
+        books = (await session.scalars(select(m.Book).order_by(m.Book.id))).all()
+        books[0].pages = -5
+        del books
+        gc.collect()
+        assert len(session.identity_map) == 1  # the changed one is held, the rest died
+        await session.commit()
+        gc.collect()
+        assert len(session.identity_map) == 0
+        assert session.tag == "mine"
+    async with AsyncSession(engine) as session:
+        assert (await session.get(m.Book, 1)).pages == -5
+
+
 async def test_commit_expires_every_object_and_forgets_changes(
     models: tuple[Models, AsyncEngine],
 ) -> None:
