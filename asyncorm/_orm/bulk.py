@@ -109,11 +109,11 @@ def _remove_deleted(session: AsyncSession, objects: list[Any]) -> None:
     transaction = session._transaction
     for obj in objects:
         state = instance_state(obj)
-        session._deleted.pop(id(state), None)
+        session._deleted.pop(state, None)
         session._identity_map.discard(state)
         state.deleted = True
         if transaction is not None:
-            transaction.deleted[id(state)] = state
+            transaction.deleted[state] = state
 
 
 _COMPARE: dict[Any, Callable[[Any, Any], Any]] = {

@@ -29,9 +29,8 @@ class IdentityMap:
         #: changed persistent objects by state (states hash by identity), kept alive until
         #: their changes are flushed
         self._held: dict[InstanceState, object] = {}
-        #: pending objects and objects marked for deletion, kept alive until flushed; keyed
-        #: by id(state), as the session's dicts of new and deleted states that go with it
-        self._pinned: dict[int, object] = {}
+        #: pending objects and objects marked for deletion, kept alive until flushed
+        self._pinned: dict[InstanceState, object] = {}
 
     def __len__(self) -> int:
         return sum(map(len, self._by_mapper.values()))
@@ -57,10 +56,10 @@ class IdentityMap:
 
     def pin(self, state: InstanceState, obj: object) -> None:
         """Keep ``obj`` alive while the session has work for it."""
-        self._pinned[id(state)] = obj
+        self._pinned[state] = obj
 
     def unpin(self, state: InstanceState) -> None:
-        self._pinned.pop(id(state), None)
+        self._pinned.pop(state, None)
 
     def hold(self, state: InstanceState, obj: object) -> None:
         """Keep ``obj`` alive until its changes are flushed."""
@@ -81,7 +80,7 @@ class IdentityMap:
             if entries is not None and entries.get(state.key) is state:
                 del entries[state.key]
             held.pop(state, None)
-            pinned.pop(id(state), None)
+            pinned.pop(state, None)
 
     def states(self) -> list[InstanceState]:
         return [state for states in self._by_mapper.values() for state in states.values()]

@@ -50,8 +50,9 @@ class SessionTransaction:
         self.active = True
         self.savepoint: AsyncTransaction | None = None
         self.inserted: list[InstanceState] = []  # pending -> persistent here, each once
-        self.deleted: dict[int, InstanceState] = {}  # persistent -> deleted here
-        self.updated: dict[int, InstanceState] = {}  # UPDATEd here (kept for SAVEPOINTs only)
+        # Keyed by the states themselves, which hash and compare by identity.
+        self.deleted: dict[InstanceState, InstanceState] = {}  # persistent -> deleted here
+        self.updated: dict[InstanceState, InstanceState] = {}  # UPDATEd here (for SAVEPOINTs)
 
     # ``async with session.begin():`` / ``await session.begin()``
     def __await__(self) -> Any:
@@ -135,8 +136,8 @@ class AsyncSession:
         self.info: dict[str, Any] = info if info is not None else {}
         self.dispatch = Dispatcher("AsyncSession", SESSION_EVENTS, _parent_dispatch)
         self._identity_map = IdentityMap()
-        self._new: dict[int, InstanceState] = {}
-        self._deleted: dict[int, InstanceState] = {}
+        self._new: dict[InstanceState, InstanceState] = {}
+        self._deleted: dict[InstanceState, InstanceState] = {}
         self._transaction: SessionTransaction | None = None
         self._connection: AsyncConnection | None = None
         self._root_transaction: AsyncTransaction | None = None
@@ -190,7 +191,7 @@ class AsyncSession:
     def dirty(self) -> IdentitySet:
         """Persistent objects with changed attributes."""
         return IdentitySet(
-            s() for s in self._identity_map.changed_states() if id(s) not in self._deleted
+            s() for s in self._identity_map.changed_states() if s not in self._deleted
         )
 
     @property
@@ -254,9 +255,8 @@ class AsyncSession:
             if state.session is None and state.key is None and not state.deleted:
                 # Transient, the usual case: _attach's pending branch, inline.
                 state.session = self
-                state_id = id(state)
-                new[state_id] = state
-                pinned[state_id] = instance
+                new[state] = state
+                pinned[state] = instance
             else:
                 self._attach(state, instance)
             mapper = state.mapper
@@ -284,7 +284,7 @@ class AsyncSession:
             )
         state.session = self
         if state.key is None:
-            self._new[id(state)] = state
+            self._new[state] = state
             self._identity_map.pin(state, obj)
             return
         existing = self._identity_map.get_state(state.mapper, state.key)
@@ -318,8 +318,8 @@ class AsyncSession:
         self._identity_map.detach_all()
 
     def _detach(self, state: InstanceState) -> None:
-        self._new.pop(id(state), None)
-        self._deleted.pop(id(state), None)
+        self._new.pop(state, None)
+        self._deleted.pop(state, None)
         self._identity_map.discard(state)
         state.session = None
 
@@ -341,8 +341,8 @@ class AsyncSession:
             raise InvalidRequestError(f"{instance!r} is attached to another session")
         if not state.mapper.cascade_keys("delete"):
             # Nothing cascades: no related rows to find, nothing to await.
-            if id(state) not in self._deleted:
-                self._deleted[id(state)] = state
+            if state not in self._deleted:
+                self._deleted[state] = state
                 self._identity_map.pin(state, instance)
             return
         self._enter()
@@ -352,9 +352,9 @@ class AsyncSession:
             self._exit()
 
     async def _mark_deleted(self, state: InstanceState, obj: object) -> None:
-        if id(state) in self._deleted:
+        if state in self._deleted:
             return
-        self._deleted[id(state)] = state
+        self._deleted[state] = state
         self._identity_map.pin(state, obj)
         for related in await state.mapper.delete_cascade(self, obj):
             related_state = instance_state(related)
@@ -654,8 +654,8 @@ class AsyncSession:
                 linked = _with_relationships(new) + _with_relationships(changed)
         deleted = self._deleted
         if deleted:
-            dirty = [s for s in changed if id(s) not in deleted]
-            linked = [s for s in linked if id(s) not in deleted]
+            dirty = [s for s in changed if s not in deleted]
+            linked = [s for s in linked if s not in deleted]
         else:
             dirty = changed
         changes = FlushChanges(new, dirty, [])
@@ -688,8 +688,8 @@ class AsyncSession:
                 if orphan_state.session is self:
                     self._detach(orphan_state)
                 changes.new = [s for s in changes.new if s is not orphan_state]
-            elif orphan_state.session is self and id(orphan_state) not in self._deleted:
-                self._deleted[id(orphan_state)] = orphan_state
+            elif orphan_state.session is self and orphan_state not in self._deleted:
+                self._deleted[orphan_state] = orphan_state
                 self._identity_map.pin(orphan_state, orphan)
             changes.assignments.pop(id(orphan_state), None)
         changes.deleted = list(self._deleted.values())
@@ -701,7 +701,7 @@ class AsyncSession:
                 # Children left behind by a deleted parent lose their reference to it.
                 for child in relationship.loaded_related(obj):
                     child_state = instance_state(child)
-                    if child_state.key is not None and id(child_state) not in self._deleted:
+                    if child_state.key is not None and child_state not in self._deleted:
                         for key in relationship.fk_keys():
                             assign(child_state, child, key, None, False)
         return changes
@@ -759,20 +759,18 @@ class AsyncSession:
                 inserted.extend(record.states)
                 for state, key in zip(record.states, keys, strict=True):
                     state.key = key
-                    state_id = id(state)
-                    del new[state_id]
-                    pinned.pop(state_id).__dict__[pk] = key
+                    del new[state]
+                    pinned.pop(state).__dict__[pk] = key
                 continue
             for index, state in enumerate(record.states):
-                state_id = id(state)
                 values = record.values(index)
-                pinned[state_id].__dict__.update(values)
+                pinned[state].__dict__.update(values)
                 key = state.key = mapper.identity_key_of(values)
                 state.committed = None
-                del new[state_id]
+                del new[state]
                 states[key] = state
                 inserted.append(state)
-                del pinned[state_id]
+                del pinned[state]
         for state, values in outcome.updated:
             obj = state()
             if obj is not None:
@@ -786,15 +784,14 @@ class AsyncSession:
         if transaction.nested:
             # Only a SAVEPOINT's rollback reads them: a root rollback expires everything.
             updated = transaction.updated
-            updated.update((id(state), state) for state, _ in outcome.updated)
-            updated.update((id(state), state) for state in outcome.updated_in_place)
+            updated.update((state, state) for state, _ in outcome.updated)
+            updated.update((state, state) for state in outcome.updated_in_place)
         if outcome.deleted:
             deleted, gone = self._deleted, transaction.deleted
             for state in outcome.deleted:
-                state_id = id(state)
-                del deleted[state_id]
+                del deleted[state]
                 state.deleted = True
-                gone[state_id] = state
+                gone[state] = state
             identity_map.discard_all(outcome.deleted)
         self._clear_changes(changes)
 
@@ -975,7 +972,7 @@ class AsyncSession:
             state = self._identity_map.get_state(mapper, key)
             if state is not None:
                 obj = state()
-                if obj is not None and not state.expired and id(state) not in self._deleted:
+                if obj is not None and not state.expired and state not in self._deleted:
                     return obj  # type: ignore[no-any-return]
         self._enter()
         try:
@@ -1028,7 +1025,7 @@ class AsyncSession:
     # -- helpers for the loading module ----------------------------------------------------
 
     def _state_is_pending_delete(self, state: InstanceState) -> bool:
-        return id(state) in self._deleted
+        return state in self._deleted
 
 
 class _NestedBegin:

@@ -86,7 +86,8 @@ class InstanceState(weakref.ref):  # type: ignore[type-arg]
 
     # A state is itself, not its object: a weakref hashes and compares by its referent,
     # which may define __eq__/__hash__ (or be gone). By identity, a state can key a dict
-    # (``IdentityMap._held``) with no id() int made per object.
+    # (the identity map's held and pinned objects, the session's new and deleted ones) with
+    # no id() int made per object.
     __hash__ = object.__hash__
     __eq__ = object.__eq__
     __ne__ = object.__ne__

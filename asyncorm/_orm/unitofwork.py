@@ -327,14 +327,14 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         if deferred:
             batch.deferred = True
 
-    deleted_ids = {id(state) for state in changes.deleted}
+    deleted = set(changes.deleted)  # states hash by identity
     candidates = changes.dirty  # persistent and not deleted (see AsyncSession._collect_changes)
     if changes.assignments:
         dirty_ids = {id(s) for s in changes.dirty}
         candidates = candidates + [
             changes.states[i]
             for i in changes.assignments
-            if i not in dirty_ids and i not in new_rows and i not in deleted_ids
+            if i not in dirty_ids and i not in new_rows and changes.states[i] not in deleted
         ]
     # The batch of the row before, usually the one of this row too: its mapper, its
     # columns, and its lists of states and rows, so such a row costs no lookups.
@@ -342,14 +342,14 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
     # Runs of rows changing one column the same way (W4's 2,000 rows) go to their batch in
     # one call, unless deletes or relationship assignments need checking per row.
     extend = None
-    if not deleted_ids and not assignments:
+    if not deleted and not assignments:
         extend = speedups.extend_column_updates or _extend_column_updates
     index, count = 0, len(candidates)
     while index < count:
         state = candidates[index]
         index += 1
         identity = state.key
-        if identity is None or (deleted_ids and id(state) in deleted_ids):
+        if identity is None or (deleted and state in deleted):
             continue
         mapper = state.mapper
         obj = state()
@@ -393,7 +393,7 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             index = extend(candidates, index, state.__class__, keys[0], last[2], last[3])
 
     for state_id, values in changes.post_updates.items():
-        if state_id in deleted_ids:
+        if changes.states[state_id] in deleted:
             continue
         add_update(changes.states[state_id], dict(values), 1, True)
 

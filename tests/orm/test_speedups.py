@@ -430,6 +430,28 @@ async def test_objects_that_compare_equal_keep_their_own_changes(loops: str, db:
     assert [tuple(row) for row in rows] == [(1, 11), (2, 2), (3, 13)]
 
 
+async def test_objects_that_compare_equal_are_added_and_deleted_each(
+    loops: str, db: Database
+) -> None:
+    """The session's pending and deleted objects are kept by state too, not by value."""
+    engine = db.make_engine()
+    await _LinkedBase.metadata.create_all(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(Alike), [{"id": i, "n": i} for i in (1, 2, 3)])
+    async with AsyncSession(engine) as session:
+        session.add_all([Alike(id=4, n=4), Alike(id=5, n=5)])
+        assert len(session.new) == 2
+        query = select(Alike).where(Alike.id < 3).order_by(Alike.id)  # autoflushes the new
+        first, second = (await session.scalars(query)).all()
+        await session.delete(first)
+        await session.delete(second)
+        assert len(session.deleted) == 2
+        await session.commit()
+    async with engine.connect() as conn:
+        ids = (await conn.execute(select(Alike.id).order_by(Alike.id))).scalars().all()
+    assert ids == [3, 4, 5]
+
+
 async def test_close_detaches_every_loaded_object(models: tuple[Models, AsyncEngine]) -> None:
     m, engine = models
     session = AsyncSession(engine)
