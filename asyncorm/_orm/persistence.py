@@ -381,11 +381,17 @@ async def _delete(batch: DeleteBatch, execute: _Executor, outcome: FlushOutcome)
         values = [mapper.primary_key_of(identity)[position] for identity in batch.identities]
         await execute(delete(secondary).where(secondary.c[column_key].in_(values)))
     if len(mapper.pk_keys) == 1:
+        # One statement for every flush, its keys bound as one expanding parameter: the
+        # IN list is not built as SQL, nor its cache key walked, per flush.
         column = mapper.columns[mapper.pk_keys[0]]
+        statement = _statement(
+            mapper,
+            ("delete-in",),
+            lambda: delete(table).where(column.in_(bindparam("_pks", expanding=True))),
+        )
         ids = batch.identities
         for start in range(0, len(ids), DELETE_CHUNK):
-            chunk = ids[start : start + DELETE_CHUNK]
-            await execute(delete(table).where(column.in_(chunk)))
+            await execute(statement, {"_pks": ids[start : start + DELETE_CHUNK]})
     else:
         await execute(
             delete(table).where(_pk_criteria(batch)),

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .._engine.engine import AsyncEngine
     from .._engine.result import AsyncResult, Result, ScalarResult
     from .._sql.selectable import Select
+    from .mapper import Mapper
+    from .relationships import Relationship
 
 _O = TypeVar("_O")
 _T = TypeVar("_T")
@@ -488,9 +490,8 @@ class AsyncSession:
                 await root.commit()
             await self._release_connection()
             self._transaction = None
-            for state in deleted:
+            for state in deleted:  # their flushes unpinned them (IdentityMap.discard_all)
                 state.session = None
-                self._identity_map.unpin(state)
             if self.expire_on_commit:
                 self._expire_states(self._identity_map.states())
             if self.dispatch.has("after_commit"):
@@ -693,12 +694,25 @@ class AsyncSession:
                 self._identity_map.pin(orphan_state, orphan)
             changes.assignments.pop(id(orphan_state), None)
         changes.deleted = list(self._deleted.values())
+        # Children left behind by a deleted parent lose their reference to it: the loaded
+        # collections of one-to-many relationships that do not cascade the delete.
+        leaving: dict[Mapper, list[Relationship[Any]]] = {}
         for state in changes.deleted:
+            mapper = state.mapper
+            relationships = leaving.get(mapper)
+            if relationships is None:
+                relationships = leaving[mapper] = [
+                    r
+                    for r in mapper.relationships.values()
+                    if r.direction == "one-to-many" and "delete" not in r.cascade
+                ]
+            if not relationships:
+                continue
             obj = state()
-            for relationship in state.mapper.relationships.values():
-                if relationship.direction != "one-to-many" or "delete" in relationship.cascade:
-                    continue
-                # Children left behind by a deleted parent lose their reference to it.
+            values = obj.__dict__
+            for relationship in relationships:
+                if relationship.key not in values:
+                    continue  # not loaded: no child in memory refers to this parent
                 for child in relationship.loaded_related(obj):
                     child_state = instance_state(child)
                     if child_state.key is not None and child_state not in self._deleted:

@@ -281,6 +281,25 @@ async def test_removed_child_without_orphan_cascade_is_unlinked(engine: AsyncEng
         assert [tuple(r) for r in rows] == [(1, None), (2, 1)]
 
 
+async def test_children_of_a_deleted_parent_without_delete_cascade_are_unlinked(
+    engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(engine) as session:
+        session.add_all([Loose(id=1, items=[LooseItem(id=1), LooseItem(id=2)]), Loose(id=2)])
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        owners = (await session.scalars(select(Loose).order_by(Loose.id))).all()
+        assert [len(owner.items) for owner in owners] == [2, 0]
+        for owner in owners:
+            await session.delete(owner)
+        await session.commit()  # the items' foreign keys are cleared before the DELETE
+        rows = (
+            await session.execute(select(LooseItem.id, LooseItem.owner_id).order_by(LooseItem.id))
+        ).all()
+        assert [tuple(r) for r in rows] == [(1, None), (2, None)]
+        assert await session.scalar(select(func.count()).select_from(Loose)) == 0
+
+
 async def test_passive_deletes_leave_it_to_the_database(engine: AsyncEngine) -> None:
     async with AsyncSession(engine) as session:
         session.add(Post(title="p", comments=[Comment(text="c1"), Comment(text="c2")]))
