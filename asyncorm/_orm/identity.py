@@ -75,10 +75,14 @@ class IdentityMap:
         """Forget the states (the rows a flush deleted, say). Entries go before the pins, so
         an object dying as its pin goes finds nothing left to drop."""
         by_mapper, held, pinned = self._by_mapper, self._held, self._pinned
+        mapper = entries = None  # the states come a mapper at a time, as a rule
         for state in states:
-            entries = by_mapper.get(state.mapper)
-            if entries is not None and entries.get(state.key) is state:
-                del entries[state.key]
+            if state.mapper is not mapper:
+                mapper = state.mapper
+                entries = by_mapper.get(mapper)
+            key = state.key
+            if entries is not None and entries.get(key) is state:
+                del entries[key]
             held.pop(state, None)
             pinned.pop(state, None)
 

@@ -108,7 +108,8 @@ class Mapper:
         self._expire: ExpireStates | None = None
         self._expirable: tuple[str, ...] | None = None
         self._expirable_set: frozenset[str] | None = None
-        self._cascades: dict[str, frozenset[str]] = {}
+        #: ``cascade_keys`` by cascade, filled on first need (hot paths read it directly)
+        self.cascade_keys_cache: dict[str, frozenset[str]] = {}
         self._self_referential: bool | None = None
         #: (key, column) of columns with a Python-side default / onupdate
         self.defaulted_columns = [(k, c) for k, c in column_keys.items() if c.default is not None]
@@ -173,9 +174,9 @@ class Mapper:
 
     def cascade_keys(self, cascade: str) -> frozenset[str]:
         """The keys of the relationships with ``cascade`` in their cascade."""
-        keys = self._cascades.get(cascade)
+        keys = self.cascade_keys_cache.get(cascade)
         if keys is None:
-            keys = self._cascades[cascade] = frozenset(
+            keys = self.cascade_keys_cache[cascade] = frozenset(
                 key for key, r in self.relationships.items() if cascade in r.cascade
             )
         return keys
