@@ -984,7 +984,12 @@ def _in(left: ColumnElement[Any], values: Any, operator: ops.Operator) -> Binary
             f"in_() takes a list of values or a subquery, got {type(values).__name__}"
         )
     items = list(values)
-    if any(item.__class__ not in _PLAIN_VALUES and _as_clause(item) is not None for item in items):
+    # Plain values (the usual list of keys) are told apart in one pass in C, not a Python
+    # call per item.
+    plain = _PLAIN_VALUES.issuperset(map(type, items))
+    if not plain and any(
+        item.__class__ not in _PLAIN_VALUES and _as_clause(item) is not None for item in items
+    ):
         return BinaryExpression(
             left, ExpressionList([_operand(left, item) for item in items]), operator, _BOOLEAN
         )

@@ -135,6 +135,8 @@ def test_operators_render() -> None:
         users.c.id != None: "users.id IS NOT NULL",  # noqa: E711
         ~(users.c.id == 1): "users.id != :id_1",
         ~users.c.id.in_([1]): "users.id NOT IN (:id_1)",
+        users.c.id.in_([1, 2, 3]): "users.id IN (:id_1)",  # plain values: one expanding bind
+        users.c.id.in_([1, users.c.id + 1]): "users.id IN (:id_1, users.id + :id_2)",
         ~users.c.name.like("x"): "users.name NOT LIKE :name_1",
         ~and_(users.c.id > 1, users.c.id < 5): "NOT (users.id > :id_1 AND users.id < :id_2)",
         or_(users.c.id == 1, and_(users.c.id == 2, users.c.name == "x")): (
