@@ -101,8 +101,8 @@ register_state_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* AsyncSession's ``_identity_map`` slot and IdentityMap's ``_held`` and ``_by_mapper``,
    registered once by session.py (``register_session_class``): a first change and a dying
-   object reach their session's dictionaries without attribute lookups (three per dying
-   object were a third of its callback). */
+   object reach their session's dictionaries without attribute lookups (callgrind: 330 and
+   430 instructions fewer). */
 static PyTypeObject *session_base = NULL, *identity_map_type = NULL;
 static Py_ssize_t session_identity_map, identity_map_held, identity_map_by_mapper;
 
