@@ -398,24 +398,17 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         add_update(changes.states[state_id], dict(values), 1, True)
 
     deletes: dict[Mapper, DeleteBatch] = {}
-    last_mapper: Mapper | None = None
-    for state in changes.deleted:
-        mapper = state.mapper
-        if mapper is not last_mapper:  # the states come a mapper at a time, as a rule
-            last_mapper = mapper
-            batch_d = deletes.get(mapper)
-            if batch_d is None:
-                batch_d = deletes[mapper] = DeleteBatch(mapper)
-                for relationship in mapper.relationships.values():
-                    if relationship.owns_secondary_rows():
-                        assert relationship.secondary is not None
-                        for ref, sec in relationship.secondary_pairs:
-                            batch_d.association_columns.append(
-                                (relationship.secondary, sec.key, mapper.key_of_column(ref))
-                            )
-            states_d, identities_d = batch_d.states, batch_d.identities
-        states_d.append(state)
-        identities_d.append(state.key)
+    for mapper, deleted_states in group_by_mapper(changes.deleted):
+        batch_d = deletes[mapper] = DeleteBatch(mapper)
+        for relationship in mapper.relationships.values():
+            if relationship.owns_secondary_rows():
+                assert relationship.secondary is not None
+                for ref, sec in relationship.secondary_pairs:
+                    batch_d.association_columns.append(
+                        (relationship.secondary, sec.key, mapper.key_of_column(ref))
+                    )
+        batch_d.states.extend(deleted_states)
+        batch_d.identities.extend([state.key for state in deleted_states])
 
     links = [batch for batch in changes.associations.values() if batch.inserts or batch.deletes]
     if len(inserts) + len(updates) + len(deletes) + len(links) == 1:
