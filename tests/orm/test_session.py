@@ -550,6 +550,25 @@ async def test_autoflush_and_no_autoflush(orm_engine: AsyncEngine) -> None:
         assert await session.scalar(select(func.count()).select_from(User)) == 2
 
 
+async def test_rollback_restores_an_object_whose_delete_was_flushed(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="back")
+        session.add(user)
+        await session.commit()
+        user_id = user.id
+        await session.delete(user)
+        await session.flush()
+        assert asyncorm.inspect(user).deleted and user not in session
+        await session.rollback()
+        assert asyncorm.inspect(user).persistent and user in session
+        assert await session.get(User, user_id) is user
+        await session.refresh(user)
+        assert user.fullname == "back"
+    assert await count_users(orm_engine) == 1
+
+
 async def test_begin_nested_rollback_restores_only_its_objects(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         outer = User(fullname="outer")

@@ -37,7 +37,9 @@ from .models import Base, User
 class Record:
     obj: User
     value: str
-    status: str  # "pending" | "persistent" | "marked" (for delete) | "detached"
+    # "pending" | "persistent" | "marked" (for delete) | "deleted" (the DELETE flushed, not
+    # yet committed) | "detached"
+    status: str
     expired: bool = False
     id: int | None = None
 
@@ -124,12 +126,14 @@ class SessionMachine(RuleBasedStateMachine):
             elif record.status == "marked":
                 assert record.id is not None
                 del self.flushed[record.id]
-                self.records.remove(record)
+                # Kept (and so alive): a rollback restores it, as SQLAlchemy does.
+                record.status = "deleted"
 
     @rule()
     def commit(self) -> None:
         self.run(self.session.commit())
         self._after_flush()
+        self.records = [r for r in self.records if r.status != "deleted"]
         self.committed = dict(self.flushed)
         for record in self.in_session("persistent"):
             record.expired = True
@@ -144,6 +148,8 @@ class SessionMachine(RuleBasedStateMachine):
         for record in list(self.records):
             if record.status == "detached":
                 continue
+            # A deleted row that existed before the transaction comes back, persistent; one
+            # inserted in it (and maybe deleted too) is gone, its object transient.
             if record.status == "pending" or record.id not in self.committed:
                 self.records.remove(record)
                 continue
@@ -217,6 +223,9 @@ class SessionMachine(RuleBasedStateMachine):
                 continue
             elif record.status == "marked":
                 assert record.obj in self.session.deleted
+            elif record.status == "deleted":
+                assert state.deleted and record.obj not in self.session
+                continue
             else:
                 assert state.persistent and record.obj in self.session
             if record.expired:
