@@ -1,5 +1,5 @@
-"""``ratios.png``: asyncorm/raw and sqlalchemy/raw per workload, one panel per database,
-on a log scale, with issue 7's target for asyncorm marked on each workload."""
+"""``ratios.png``: asyncorm/raw, sqlalchemy/raw and tortoise/raw per workload, one panel per
+database, on a log scale, with issue 7's target for asyncorm marked on each workload."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from typing import Any
 
 __all__ = ["write_chart"]
 
-SERIES = (("asyncorm/raw", "asyncorm", "#2a7ab9"), ("sqlalchemy/raw", "SQLAlchemy", "#d98b2b"))
+SERIES = (
+    ("asyncorm/raw", "asyncorm", "#2a7ab9"),
+    ("sqlalchemy/raw", "SQLAlchemy", "#d98b2b"),
+    ("tortoise/raw", "Tortoise ORM", "#7d9c4a"),
+)
 
 
 def _label(value: float) -> str:
@@ -31,15 +35,19 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
         workloads = report["databases"][database]["workloads"]
         keys = list(workloads)
         positions = range(len(keys))
-        width = 0.38
-        for offset, (ratio_key, label, color) in zip((-width / 2, width / 2), SERIES, strict=True):
-            values = [workloads[key]["ratios"][ratio_key] for key in keys]
+        series = [
+            entry for entry in SERIES if any(workloads[key]["ratios"].get(entry[0]) for key in keys)
+        ]
+        width = 0.8 / max(len(series), 1)
+        offsets = [(i - (len(series) - 1) / 2) * width for i in range(len(series))]
+        for offset, (ratio_key, label, color) in zip(offsets, series, strict=True):
+            values = [workloads[key]["ratios"].get(ratio_key) for key in keys]
             heights = [v if v is not None else 0 for v in values]
             bars = axis.bar(
                 [p + offset for p in positions], heights, width, label=label, color=color
             )
             for bar, value in zip(bars, values, strict=True):
-                text = "FAILED" if value is None else _label(value)
+                text = "-" if value is None else _label(value)  # n/a or FAILED
                 y = value if value is not None else 1
                 axis.annotate(
                     text,
@@ -52,7 +60,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
                 )
         targets = [workloads[key]["target_vs_raw"] for key in keys]
         axis.scatter(
-            [p - width / 2 for p in positions],
+            [p + (offsets[0] if offsets else 0) for p in positions],
             targets,
             marker="_",
             s=500,
@@ -74,7 +82,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
         axis.grid(axis="y", which="both", alpha=0.25)
     machine = report["machine"]
     figure.suptitle(
-        f"asyncorm vs SQLAlchemy async ORM, relative to the raw driver — {machine['date']}, "
+        f"asyncorm and its peers, relative to the raw driver — {machine['date']}, "
         f"Python {machine['python']}",
         fontsize=10,
     )

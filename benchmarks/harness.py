@@ -86,11 +86,14 @@ async def run_database(
             run.version = await admin.version()
             impls: dict[str, Implementation] = {}
             for impl_name in implementation_names:
-                impl = create(impl_name)
                 try:
+                    impl = create(impl_name)
                     await impl.open(database, sizes.pool_size)
                     impls[impl_name] = impl
                     run.versions[impl_name] = impl.version()
+                except NotApplicable as reason:
+                    for cells in run.cells.values():
+                        cells[impl_name].status, cells[impl_name].reason = "n/a", str(reason)
                 except Exception as error:
                     for cells in run.cells.values():
                         cells[impl_name].fail(f"could not open: {_describe(error)}")

@@ -100,6 +100,7 @@ def machine_info(
         "python": platform.python_version(),
         "asyncorm": f"{_package('asyncorm')} ({_git_revision()})",
         "sqlalchemy": _package("sqlalchemy"),
+        "tortoise": _package("tortoise-orm"),
         "asyncpg": _package("asyncpg"),
         "aiosqlite": _package("aiosqlite"),
         "postgresql": database_versions.get("postgresql", "not run"),

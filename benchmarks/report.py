@@ -14,7 +14,7 @@ from typing import Any
 
 from .config import IMPLEMENTATIONS, MEMORY_TARGET, TARGETS, WORKLOADS, Sizes
 from .harness import DatabaseRun
-from .stats import Cell, ratio
+from .stats import Cell, per_repetition, ratio
 
 __all__ = [
     "README_END",
@@ -34,6 +34,8 @@ def _ratios(cells: dict[str, Cell]) -> dict[str, float | None]:
         "asyncorm/raw": ("asyncorm", "raw"),
         "sqlalchemy/raw": ("sqlalchemy", "raw"),
         "asyncorm/sqlalchemy": ("asyncorm", "sqlalchemy"),
+        "tortoise/raw": ("tortoise", "raw"),
+        "asyncorm/tortoise": ("asyncorm", "tortoise"),
         "raw_objects/raw": ("raw_objects", "raw"),
     }
     return {label: ratio(cells.get(a), cells.get(b)) for label, (a, b) in pairs.items()}
@@ -52,6 +54,7 @@ def _database_json(run: DatabaseRun) -> dict[str, Any]:
             "description": info[key].description,
             "implementations": {name: cell.as_json() for name, cell in cells.items()},
             "ratios": ratios,
+            "asyncorm/raw per repetition": per_repetition(cells.get("asyncorm"), cells.get("raw")),
             "target_vs_raw": target,
             "meets_target": None if measured is None else measured <= target,
             "faster_than_sqlalchemy": None if versus_sqlalchemy is None else versus_sqlalchemy < 1,
@@ -73,6 +76,7 @@ def build_report(
     sizes: Sizes,
     repetitions: int,
     quick: bool,
+    implementations: list[str],
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": machine,
@@ -80,7 +84,7 @@ def build_report(
             "quick": quick,
             "repetitions": repetitions,
             "sizes": asdict(sizes),
-            "implementations": list(IMPLEMENTATIONS),
+            "implementations": implementations,
         },
         "databases": {run.database: _database_json(run) for run in runs},
         "micro": micro,
@@ -140,38 +144,55 @@ def _verdict(value: float | None, target: float) -> str:
     return f"{_ratio(value)} {mark} (≤ {target:g})"
 
 
+def _range(values: list[float] | None) -> str:
+    return f" [{_ratio(min(values))}-{_ratio(max(values))}]" if values else ""
+
+
+def _faster(value: float | None) -> str:
+    """asyncorm's time over a peer's, marked ✓ where asyncorm is the faster."""
+    return _ratio(value) + ("" if value is None else " ✓" if value < 1 else " ✗")
+
+
 def _mb(value: int) -> str:
     return f"{value / 1e6:.2f}"
 
 
-def _database_markdown(database: str, data: dict[str, Any]) -> list[str]:
+def _database_markdown(database: str, data: dict[str, Any], ran: list[str]) -> list[str]:
     title = DATABASE_TITLES.get(database, database)
+    peers = [("sqlalchemy", "sqlalchemy/raw")] + (
+        [("tortoise", "tortoise/raw")] if "tortoise" in ran else []
+    )
     lines = [f"## {title} {data['version']}".rstrip(), ""]
     if data.get("error"):
         lines += [f"Not run: {data['error']}", ""]
     lines += [
         "Median ms over the repetitions (min-max). Ratios are medians of per-repetition "
-        "ratios; the target is issue 7's ceiling for asyncorm/raw.",
+        "ratios; the target is issue 7's ceiling for asyncorm/raw, followed by the range of "
+        "asyncorm/raw over the repetitions.",
         "",
-        "| workload | asyncorm | sqlalchemy | raw | raw objects "
-        "| asyncorm/raw (target) | sqlalchemy/raw | asyncorm/sqlalchemy |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| workload | "
+        + " | ".join(name.replace("_", " ") for name in ran)
+        + " | asyncorm/raw (target) | "
+        + " | ".join(label for _, label in peers)
+        + " | "
+        + " | ".join(f"asyncorm/{peer}" for peer, _ in peers)
+        + " |",
+        "|---|" + "--:|" * (len(ran) + 1 + 2 * len(peers)),
     ]
     for key, workload in data["workloads"].items():
         cells = workload["implementations"]
         ratios = workload["ratios"]
-        times = " | ".join(
-            _time_cell(cells[name]) if name in cells else "-" for name in IMPLEMENTATIONS
-        )
-        versus = ratios["asyncorm/sqlalchemy"]
-        versus_text = _ratio(versus) + ("" if versus is None else " ✓" if versus < 1 else " ✗")
+        times = " | ".join(_time_cell(cells[name]) if name in cells else "-" for name in ran)
+        versus_raw = " | ".join(_ratio(ratios.get(label)) for _, label in peers)
+        versus_peers = " | ".join(_faster(ratios.get(f"asyncorm/{peer}")) for peer, _ in peers)
         lines.append(
             f"| {key} {workload['title']} | {times} "
-            f"| {_verdict(ratios['asyncorm/raw'], workload['target_vs_raw'])} "
-            f"| {_ratio(ratios['sqlalchemy/raw'])} | {versus_text} |"
+            f"| {_verdict(ratios['asyncorm/raw'], workload['target_vs_raw'])}"
+            f"{_range(workload.get('asyncorm/raw per repetition'))} "
+            f"| {versus_raw} | {versus_peers} |"
         )
     memory = data["memory"]
-    entries = [(name, memory[name]) for name in IMPLEMENTATIONS if name in memory]
+    entries = [(name, memory[name]) for name in ran if name in memory]
     if entries:
         rows = next((e["rows"] for _, e in entries if e.get("status") == "ok"), None)
         lines += [
@@ -252,6 +273,8 @@ def _micro_markdown(micro: dict[str, Any]) -> list[str]:
 def render_markdown(report: dict[str, Any], chart: str | None = "ratios.png") -> str:
     machine = report["machine"]
     config = report["config"]
+    ran = config.get("implementations", list(IMPLEMENTATIONS))
+    peers = "sqlalchemy/raw and tortoise/raw" if "tortoise" in ran else "sqlalchemy/raw"
     lines = [
         "# asyncorm benchmarks",
         "",
@@ -259,7 +282,8 @@ def render_markdown(report: dict[str, Any], chart: str | None = "ratios.png") ->
         f"Python {machine['python']} · process {machine.get('placement', 'not pinned')}",
         "",
         f"asyncorm {machine['asyncorm']} · SQLAlchemy {machine['sqlalchemy']} · "
-        f"asyncpg {machine['asyncpg']} · aiosqlite {machine['aiosqlite']} · "
+        + (f"Tortoise ORM {machine.get('tortoise')} · " if "tortoise" in ran else "")
+        + f"asyncpg {machine['asyncpg']} · aiosqlite {machine['aiosqlite']} · "
         f"PostgreSQL {machine['postgresql']} · SQLite {machine['sqlite']}",
         "",
         f"{config['repetitions']} repetition(s) after a warm-up"
@@ -268,9 +292,9 @@ def render_markdown(report: dict[str, Any], chart: str | None = "ratios.png") ->
         "",
     ]
     if chart:
-        lines += [f"![asyncorm/raw and sqlalchemy/raw per workload]({chart})", ""]
+        lines += [f"![asyncorm/raw, {peers} per workload]({chart})", ""]
     for database, data in report["databases"].items():
-        lines += _database_markdown(database, data)
+        lines += _database_markdown(database, data, ran)
     lines += _micro_markdown(report.get("micro", {}))
     if report["failures"]:
         lines += ["## Failures", ""] + [f"- {failure}" for failure in report["failures"]] + [""]
@@ -299,7 +323,7 @@ def render_summary(report: dict[str, Any]) -> str:
         "| workload | " + " | ".join(f"{t} asyncorm/raw" for t in titles) + " |",
         "|---|" + "--:|" * len(databases),
     ]
-    faster = []
+    faster, faster_than_tortoise = [], []
     for info in WORKLOADS:
         cells = []
         for database in databases:
@@ -310,6 +334,7 @@ def render_summary(report: dict[str, Any]) -> str:
             target = TARGETS[info.key].for_database(database)
             cells.append(_verdict(workload["ratios"]["asyncorm/raw"], target))
             faster.append(workload["ratios"]["asyncorm/sqlalchemy"])
+            faster_than_tortoise.append(workload["ratios"].get("asyncorm/tortoise"))
         lines.append(f"| {info.key} {info.title} | " + " | ".join(cells) + " |")
     memory = [report["databases"][d].get("memory") or {} for d in databases]
     lines.append(
@@ -317,14 +342,16 @@ def render_summary(report: dict[str, Any]) -> str:
         + " | ".join(_verdict(m.get("asyncorm/raw_objects"), MEMORY_TARGET) for m in memory)
         + " |"
     )
-    known = [value for value in faster if value is not None]
-    if known:
-        lines += [
-            "",
-            f"Against SQLAlchemy's async ORM in the same run asyncorm takes {min(known):.2f}x "
-            f"to {max(known):.2f}x its time (faster on every workload: "
-            f"{'yes' if max(known) < 1 else 'no'}).",
-        ]
+    peers = (("SQLAlchemy's async ORM", faster), ("Tortoise ORM", faster_than_tortoise))
+    for peer, ratios in peers:
+        known = [value for value in ratios if value is not None]
+        if known:
+            lines += [
+                "",
+                f"Against {peer} in the same run asyncorm takes {min(known):.2f}x to "
+                f"{max(known):.2f}x its time (faster on every workload it runs: "
+                f"{'yes' if max(known) < 1 else 'no'}).",
+            ]
     return "\n".join(lines)
 
 

@@ -2,10 +2,11 @@
 
 Runs every workload on SQLite (a temporary file) and PostgreSQL (a database it creates on
 the server of ``ASYNCORM_BENCH_POSTGRES_URL`` and drops afterwards) for asyncorm,
-SQLAlchemy's async ORM, the raw driver and the raw driver with plain objects; then the
-compile-cache and row-hydration microbenchmarks. Writes ``latest.json``, ``latest.md`` and
-``ratios.png`` to ``benchmarks/results/`` (or ``--output-dir``) and prints the table.
-Exits with status 1 if any cell FAILED.
+SQLAlchemy's async ORM, the raw driver and the raw driver with plain objects (and, with
+``--with-tortoise``, Tortoise ORM); then the compile-cache and row-hydration
+microbenchmarks. Writes ``latest.json``, ``latest.md`` and ``ratios.png`` to
+``benchmarks/results/`` (``benchmarks/results/with-tortoise/`` with Tortoise, or
+``--output-dir``) and prints the table. Exits with status 1 if any cell FAILED.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
     __package__ = "benchmarks"
 
-from benchmarks.config import IMPLEMENTATIONS, WORKLOADS, Sizes
+from benchmarks.config import DEFAULT_IMPLEMENTATIONS, IMPLEMENTATIONS, WORKLOADS, Sizes
 from benchmarks.harness import DatabaseRun, run_database, steps_for
 from benchmarks.machine import machine_info, pin_to_one_cpu, update_database_versions
 from benchmarks.micro import compile_cache, compile_steps, hydration, hydration_steps
@@ -63,6 +64,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=IMPLEMENTATIONS,
         help="only this implementation (repeatable)",
     )
+    parser.add_argument(
+        "--with-tortoise",
+        action="store_true",
+        help="interleave Tortoise ORM too (results go to benchmarks/results/with-tortoise/)",
+    )
     parser.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
     parser.add_argument(
         "--no-pin",
@@ -73,8 +79,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds per timed call before it FAILS"
     )
-    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where latest.* go")
-    return parser.parse_args(argv)
+    parser.add_argument("--output-dir", type=Path, help="where latest.* go")
+    options = parser.parse_args(argv)
+    if options.output_dir is None:
+        options.output_dir = RESULTS / "with-tortoise" if options.with_tortoise else RESULTS
+    return options
+
+
+def implementations_of(options: argparse.Namespace) -> list[str]:
+    """``-i`` as given, else the default set (plus Tortoise with ``--with-tortoise``), in
+    the interleaving order."""
+    chosen = set(options.implementation or DEFAULT_IMPLEMENTATIONS)
+    if options.with_tortoise:
+        chosen.add("tortoise")
+    return [name for name in IMPLEMENTATIONS if name in chosen]
 
 
 async def run_suite(options: argparse.Namespace) -> dict[str, Any]:
@@ -82,7 +100,7 @@ async def run_suite(options: argparse.Namespace) -> dict[str, Any]:
     repetitions = options.repetitions or (1 if options.quick else 7)
     databases = options.db or list(DATABASES)
     workloads = options.workload or [w.key for w in WORKLOADS]
-    implementations = options.implementation or list(IMPLEMENTATIONS)
+    implementations = implementations_of(options)
     micro_repetitions = max(repetitions, 3)
     total = len(databases) * steps_for(
         workloads, implementations, repetitions, memory="W2" in workloads
@@ -117,7 +135,7 @@ async def run_suite(options: argparse.Namespace) -> dict[str, Any]:
     progress.finish()
 
     update_database_versions(machine, {run.database: run.version for run in runs if run.version})
-    return build_report(runs, micro, machine, sizes, repetitions, options.quick)
+    return build_report(runs, micro, machine, sizes, repetitions, options.quick, implementations)
 
 
 def write_outputs(report: dict[str, Any], directory: Path, chart: bool) -> str:
@@ -138,7 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     report = asyncio.run(run_suite(options))
     markdown = write_outputs(report, options.output_dir, chart=not options.no_chart)
-    complete = not (options.quick or options.db or options.workload or options.implementation)
+    complete = not (
+        options.quick
+        or options.db
+        or options.workload
+        or options.implementation
+        or options.with_tortoise
+    )
     if complete and options.output_dir.resolve() == RESULTS and update_readme(README, report):
         print("updated the summary in README.md")  # the README shows the committed results
     print()

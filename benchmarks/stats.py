@@ -44,9 +44,16 @@ class Cell:
         return data
 
 
-def ratio(numerator: Cell | None, denominator: Cell | None) -> float | None:
-    """The median of the per-repetition ratios (repetition i against repetition i)."""
+def per_repetition(numerator: Cell | None, denominator: Cell | None) -> list[float]:
+    """Repetition i's time over repetition i's: neighbours in time, so the machine's drift
+    between repetitions cancels out."""
     if numerator is None or denominator is None or not (numerator.ok and denominator.ok):
-        return None
-    pairs = list(zip(numerator.times, denominator.times, strict=False))
-    return statistics.median(a / b for a, b in pairs if b > 0) if pairs else None
+        return []
+    pairs = zip(numerator.times, denominator.times, strict=False)
+    return [a / b for a, b in pairs if b > 0]
+
+
+def ratio(numerator: Cell | None, denominator: Cell | None) -> float | None:
+    """The median of the per-repetition ratios."""
+    ratios = per_repetition(numerator, denominator)
+    return statistics.median(ratios) if ratios else None

@@ -24,6 +24,9 @@ def test_benchmark_suite_runs_clean_in_quick_mode(tmp_path: Path) -> None:
     command += ["--repetitions", "1", "--output-dir", str(tmp_path)]
     if importlib.util.find_spec("matplotlib") is None:
         command.append("--no-chart")
+    with_tortoise = importlib.util.find_spec("tortoise") is not None  # the optional peer
+    if with_tortoise:
+        command.append("--with-tortoise")
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert (tmp_path / "latest.json").exists(), finished.stdout + finished.stderr
 
@@ -39,7 +42,11 @@ def test_benchmark_suite_runs_clean_in_quick_mode(tmp_path: Path) -> None:
             if cell["status"] == "ok":
                 assert len(cell["times_s"]) == 1 and cell["times_s"][0] > 0, (key, name)
         assert workload["ratios"]["asyncorm/raw"] is not None, key
+        assert len(workload["asyncorm/raw per repetition"]) == 1, key
         assert workload["ratios"]["asyncorm/sqlalchemy"] is not None, key
+        if with_tortoise:
+            tortoise = workload["implementations"]["tortoise"]["status"]
+            assert tortoise == ("n/a" if key == "W1b" else "ok"), (key, tortoise)
     memory = report["databases"]["sqlite"]["memory"]
     assert all(memory[name]["status"] == "ok" for name in ("asyncorm", "sqlalchemy", "raw"))
     micro = report["micro"]["compile_cache"].values()

@@ -18,6 +18,13 @@ def create(name: str) -> Implementation:
         from .sqlalchemy_impl import SQLAlchemyImplementation
 
         return SQLAlchemyImplementation()
+    if name == "tortoise":
+        try:
+            from .tortoise_impl import TortoiseImplementation
+        except ModuleNotFoundError as missing:  # the optional peer: its cells read n/a
+            message = f"{missing.name} is not installed (pip install -e '.[bench]')"
+            raise NotApplicable(message) from None
+        return TortoiseImplementation()
     if name == "raw":
         from .raw import RawImplementation
 
