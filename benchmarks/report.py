@@ -141,7 +141,10 @@ def _verdict(value: float | None, target: float) -> str:
     if value is None:
         return "-"
     mark = "✓" if value <= target else "✗"
-    return f"{_ratio(value)} {mark} (≤ {target:g})"
+    shown, digits = _ratio(value), 3
+    while value > target and float(shown) <= target and digits < 10:
+        shown, digits = f"{value:.{digits}f}", digits + 1  # not "2.00 ✗" for 2.003
+    return f"{shown} {mark} (≤ {target:g})"
 
 
 def _range(values: list[float] | None) -> str:
