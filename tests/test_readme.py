@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,10 @@ def test_readme_has_blocks() -> None:
 @pytest.mark.anyio
 async def test_readme_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the guide's SQLite file lands here
-    namespace: dict[str, object] = {"__name__": "readme"}
+    # One importable module, as in a program: its classes pickle by name.
+    module = types.ModuleType("readme")
+    monkeypatch.setitem(sys.modules, "readme", module)
+    namespace: dict[str, object] = module.__dict__
     for number, block in enumerate(readme_blocks(), start=1):
         code = compile(
             block, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT

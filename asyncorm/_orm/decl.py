@@ -16,6 +16,7 @@ from .._sql import types as sqltypes
 from .._sql.schema import Column, MetaData, Table
 from ..exc import ArgumentError
 from .mapper import Mapper, default_repr, mapper_of_class
+from .state import instance_state
 
 if TYPE_CHECKING:
     from .attributes import InstrumentedAttribute
@@ -196,6 +197,29 @@ class DeclarativeBase:
             _map_class(cls)
 
     __repr__ = default_repr
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``pickle`` and ``copy`` take: the attribute values and the row's identity,
+        never the ORM state (it refers to this object and its session). So a copy is
+        detached, or transient if this object is, with a state of its own; put it in a
+        session with ``obj = await session.merge(copy)``."""
+        state = instance_state(self)
+        expired = None if state.expired is None else frozenset(state.expired)
+        return {"values": dict(self.__dict__), "key": state.key, "expired": expired}
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        mapper = mapper_of_class(type(self))
+        if mapper is None:
+            raise TypeError(f"{type(self).__name__} is not mapped")
+        state = mapper.new_state(self)
+        state.key, state.expired = saved["key"], saved["expired"]
+        values = saved["values"]
+        for key, relationship in mapper.relationships.items():
+            items = values.get(key)
+            if relationship.uselist and isinstance(items, list):
+                # pickled as a plain list: instrumented again, for this owner
+                values[key] = relationship._new_collection(self, items)
+        self.__dict__.update(values)
 
     @classmethod
     def __clause_element__(cls) -> Table:

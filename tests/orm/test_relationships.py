@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -129,6 +130,20 @@ def statement_log(engine: AsyncEngine) -> list[str]:
         engine, "before_execute", lambda conn, stmt, params: log.append(str(stmt))
     )
     return log
+
+
+async def test_a_deep_copy_gets_its_own_instrumented_collection(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add(Author(name="a", posts=[Post(title="p1")]))
+        await session.commit()
+        statement = select(Author).options(selectinload(Author.posts))
+        author = (await session.scalars(statement)).one()
+        twin = copy.deepcopy(author)
+        assert [post.title for post in twin.posts] == ["p1"]
+        assert twin.posts[0] is not author.posts[0] and twin.posts[0].author_id == twin.id
+        twin.posts.append(Post(title="p2"))  # instrumented: the back reference follows
+        assert twin.posts[1].author is twin and len(author.posts) == 1
+        assert asyncorm.inspect(twin).detached and asyncorm.inspect(author).persistent
 
 
 async def test_back_populates_keeps_both_sides_in_step() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import gc
+import pickle
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -567,6 +569,43 @@ async def test_rollback_restores_an_object_whose_delete_was_flushed(
         await session.refresh(user)
         assert user.fullname == "back"
     assert await count_users(orm_engine) == 1
+
+
+async def test_a_pickled_object_comes_back_detached_and_merges_in(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="pickled")
+        transient = pickle.loads(pickle.dumps(User(fullname="new")))
+        assert asyncorm.inspect(transient).transient and transient.fullname == "new"
+        session.add_all([user, transient])
+        await session.commit()
+        await session.refresh(user)
+        restored = pickle.loads(pickle.dumps(user))
+        assert restored is not user and (restored.id, restored.fullname) == (user.id, "pickled")
+        assert asyncorm.inspect(restored).detached and restored not in session
+        assert asyncorm.inspect(restored).identity == asyncorm.inspect(user).identity
+        restored.fullname = "changed while pickled"
+        assert await session.merge(restored) is user
+        assert user.fullname == "changed while pickled"
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        names = (await session.scalars(select(User.fullname).order_by(User.id))).all()
+        assert names == ["changed while pickled", "new"]
+
+
+async def test_a_copy_has_a_state_of_its_own(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="original")
+        session.add(user)
+        await session.flush()
+        twin = copy.copy(user)
+        twin.fullname = "twin"
+        assert user.fullname == "original" and not asyncorm.inspect(user).modified
+        assert asyncorm.inspect(twin).detached and twin not in session
+        with pytest.raises(sa_exc.InvalidRequestError, match="merge"):
+            session.add(twin)  # the session has this row's object already
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        assert (await session.scalars(select(User.fullname))).all() == ["original"]
 
 
 async def test_begin_nested_rollback_restores_only_its_objects(orm_engine: AsyncEngine) -> None:
