@@ -350,6 +350,14 @@ class _LinkedBase(DeclarativeBase):
     pass
 
 
+@pytest.fixture
+async def linked_engine(loops: str, db: Database) -> AsyncEngine:
+    """An engine with ``_LinkedBase``'s tables, for each of the two loops."""
+    engine = db.make_engine()
+    await _LinkedBase.metadata.create_all(engine)
+    return engine
+
+
 class Owner(_LinkedBase):
     __tablename__ = "speedups_owner"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -364,10 +372,9 @@ class Pet(_LinkedBase):
 
 
 async def test_objects_with_a_relationship_loaded_or_set_are_followed(
-    loops: str, db: Database
+    loops: str, linked_engine: AsyncEngine
 ) -> None:
-    engine = db.make_engine()
-    await _LinkedBase.metadata.create_all(engine)
+    engine = linked_engine
     async with engine.begin() as conn:
         await conn.execute(insert(Owner), [{"id": i} for i in (1, 2, 3)])
         await conn.execute(insert(Pet), [{"id": i, "owner_id": 1} for i in range(1, 7)])
@@ -412,9 +419,10 @@ class Alike(_LinkedBase):
         return 0
 
 
-async def test_objects_that_compare_equal_keep_their_own_changes(loops: str, db: Database) -> None:
-    engine = db.make_engine()
-    await _LinkedBase.metadata.create_all(engine)
+async def test_objects_that_compare_equal_keep_their_own_changes(
+    linked_engine: AsyncEngine,
+) -> None:
+    engine = linked_engine
     async with engine.begin() as conn:
         await conn.execute(insert(Alike), [{"id": i, "n": i} for i in (1, 2, 3)])
     async with AsyncSession(engine) as session:
@@ -431,11 +439,10 @@ async def test_objects_that_compare_equal_keep_their_own_changes(loops: str, db:
 
 
 async def test_objects_that_compare_equal_are_added_and_deleted_each(
-    loops: str, db: Database
+    linked_engine: AsyncEngine,
 ) -> None:
     """The session's pending and deleted objects are kept by state too, not by value."""
-    engine = db.make_engine()
-    await _LinkedBase.metadata.create_all(engine)
+    engine = linked_engine
     async with engine.begin() as conn:
         await conn.execute(insert(Alike), [{"id": i, "n": i} for i in (1, 2, 3)])
     async with AsyncSession(engine) as session:
