@@ -193,6 +193,8 @@ async def _memory(
                 "retained_bytes": current - before,
                 "rows": data,
             }
+        except NotApplicable as reason:
+            run.memory[impl_name] = {"status": "n/a", "reason": str(reason)}
         except Exception as error:
             run.memory[impl_name] = {"status": "FAILED", "reason": _describe(error)}
         finally:

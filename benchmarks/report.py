@@ -208,7 +208,8 @@ def _database_markdown(database: str, data: dict[str, Any], ran: list[str]) -> l
         ]
         for name, entry in entries:
             if entry.get("status") != "ok":
-                lines.append(f"| {name} | **FAILED** | | |")
+                shown = "n/a" if entry.get("status") == "n/a" else "**FAILED**"
+                lines.append(f"| {name} | {shown} | | |")
                 continue
             per_row = entry["peak_bytes"] / max(entry["rows"], 1)
             lines.append(

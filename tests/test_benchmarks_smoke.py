@@ -1,13 +1,16 @@
 """Smoke test of the benchmark suite (issue 7): every workload runs on SQLite at 1/10 size
-for every implementation, verifies its own result, and no cell reports FAILED."""
+for every implementation, verifies its own result, and no cell reports FAILED; a peer that
+cannot run a workload reads n/a, its W2 memory included."""
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +69,40 @@ def test_readme_shows_the_committed_results(monkeypatch: pytest.MonkeyPatch) -> 
         "README.md's benchmark summary is not that of benchmarks/results/latest.json: "
         "a full `python -m benchmarks.run` rewrites both"
     )
+
+
+@pytest.mark.anyio
+async def test_memory_of_an_implementation_that_cannot_fetch_reads_n_a(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import harness
+    from benchmarks.config import Sizes
+    from benchmarks.impls import NotApplicable, create
+    from benchmarks.progress import Progress
+    from benchmarks.report import _database_markdown, build_report
+
+    def without_fetch(name: str) -> Any:
+        impl = create(name)
+        if name == "raw_objects":
+
+            async def fetch_all() -> list[Any]:
+                raise NotApplicable("this peer has no fetch")
+
+            impl.fetch_all = fetch_all  # type: ignore[method-assign]
+        return impl
+
+    monkeypatch.setattr(harness, "create", without_fetch)
+    implementations = ["raw", "raw_objects"]
+    progress = Progress(harness.steps_for(["W2"], implementations, 1, True), io.StringIO())
+    run = await harness.run_database(
+        "sqlite", Sizes().scaled(0.01), ["W2"], implementations, 1, progress
+    )
+
+    assert run.memory["raw"]["status"] == "ok"
+    assert run.memory["raw_objects"] == {"status": "n/a", "reason": "this peer has no fetch"}
+    assert run.cells["W2"]["raw_objects"].status == "n/a"
+    report = build_report([run], {}, {}, Sizes().scaled(0.01), 1, True, implementations)
+    assert report["failures"] == []
+    section = _database_markdown("sqlite", report["databases"]["sqlite"], implementations)
+    assert "| raw_objects | n/a | | |" in section, section
