@@ -162,7 +162,10 @@ class AsyncTransaction:
         return self._start().__await__()
 
     async def __aenter__(self) -> AsyncTransaction:
-        return await self._start()
+        await self._start()
+        if not self.nested:
+            self._connection._block = self
+        return self
 
     async def __aexit__(
         self,
@@ -170,12 +173,17 @@ class AsyncTransaction:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if not self._active:
-            return  # committed or rolled back inside the block
-        if exc_type is None:
-            await self.commit()
-        else:
-            await self.rollback()
+        connection = self._connection
+        try:
+            if not self._active:
+                return  # committed or rolled back inside the block
+            if exc_type is None:
+                await self.commit()
+            else:
+                await self.rollback()
+        finally:
+            if connection._block is self:
+                connection._block = None
 
     async def commit(self) -> None:
         """COMMIT (or RELEASE SAVEPOINT); the connection goes back to the pool."""
@@ -209,6 +217,7 @@ class AsyncConnection:
 
     __slots__ = (
         "__weakref__",
+        "_block",
         "_closed",
         "_depth",
         "_driver",
@@ -227,6 +236,9 @@ class AsyncConnection:
         self._record: PooledConnection | None = None
         self._driver: DriverConnection | None = None
         self._transaction: AsyncTransaction | None = None
+        # The root transaction whose ``async with`` block is running: once it has ended
+        # inside the block, a new transaction there would be rolled back at the block's end.
+        self._block: AsyncTransaction | None = None
         self._savepoints: list[AsyncTransaction] = []
         self._savepoint_seq = 0
         self._closed = False
@@ -312,6 +324,17 @@ class AsyncConnection:
                 "rolled back; call rollback() before running more statements"
             )
 
+    def _check_new_transaction(self) -> None:
+        """A new transaction may begin here, unless its block's transaction has ended."""
+        block = self._block
+        if block is not None and not block._active:
+            raise exc.InvalidRequestError(
+                "this connection's transaction was committed or rolled back inside its "
+                "`async with conn.begin()` (or engine.begin()) block, so a statement run "
+                "now would begin a new transaction that nothing commits; leave the block "
+                "first, or use `async with engine.connect()` and commit() as you go"
+            )
+
     # --- transactions -----------------------------------------------------------------
 
     def begin(self) -> AsyncTransaction:
@@ -322,6 +345,7 @@ class AsyncConnection:
                 "a transaction is already begun on this connection (perhaps by autobegin); "
                 "use begin_nested() for a SAVEPOINT, or commit()/rollback() first"
             )
+        self._check_new_transaction()
         self._transaction = AsyncTransaction(self, nested=False)
         return self._transaction
 
@@ -350,6 +374,7 @@ class AsyncConnection:
         try:
             self._check_usable()
             if self._transaction is None:
+                self._check_new_transaction()
                 self._transaction = AsyncTransaction(self, nested=False)
                 self._transaction._started = True
             driver = await self._acquire()
@@ -467,6 +492,7 @@ class AsyncConnection:
         if driver is not None:
             return driver
         if self._transaction is None:
+            self._check_new_transaction()
             self._transaction = AsyncTransaction(self, nested=False)  # autobegin
             self._transaction._started = True
         pool = self._engine.pool

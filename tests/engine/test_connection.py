@@ -198,6 +198,30 @@ async def test_engine_begin_commits_or_rolls_back(engine: AsyncEngine) -> None:
     assert engine.pool.status()["checked_out"] == 0
 
 
+async def test_a_begin_block_whose_transaction_ended_refuses_more_statements(
+    engine: AsyncEngine,
+) -> None:
+    # The statement would begin a new transaction that the block's end rolls back: refused.
+    with pytest.raises(exc.InvalidRequestError, match="committed or rolled back inside its"):
+        async with engine.begin() as conn:
+            await conn.execute(INSERT, {"id": 1, "name": "a", "qty": 1})
+            await conn.commit()
+            await conn.execute(INSERT, {"id": 2, "name": "b", "qty": 1})
+    async with engine.connect() as conn:
+        async with conn.begin() as transaction:
+            await conn.execute(INSERT, {"id": 3, "name": "c", "qty": 1})
+            await transaction.rollback()
+            with pytest.raises(exc.InvalidRequestError, match="leave the block first"):
+                conn.begin()
+            with pytest.raises(exc.InvalidRequestError, match="leave the block first"):
+                await conn.begin_nested()
+        # After the block the connection autobegins as usual.
+        await conn.execute(INSERT, {"id": 4, "name": "d", "qty": 1})
+        await conn.commit()
+    assert await count_items(engine) == 2
+    assert engine.pool.status()["checked_out"] == 0
+
+
 async def test_explicit_transaction_object(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         transaction = await conn.begin()
