@@ -901,11 +901,11 @@ def _operand(left: ColumnElement[Any], other: Any) -> ColumnElement[Any]:
             and element.type is sqltypes.NULLTYPE
             and left.type is not sqltypes.NULLTYPE
         ):
-            return element._with_type(left.type, _origin_of(left))
+            return element._with_type(left.type.comparison_type, _origin_of(left))
         return element
     if other is None:
         return _NULL
-    return _value_bind(left, other, left.type)
+    return _value_bind(left, other, left.type.comparison_type)
 
 
 def _value_bind(
@@ -972,7 +972,8 @@ def _arithmetic(
 def _in(left: ColumnElement[Any], values: Any, operator: ops.Operator) -> BinaryExpression[bool]:
     if isinstance(values, BindParameter):
         bind = values._with_type(
-            left.type if values.type is sqltypes.NULLTYPE else values.type, _origin_of(left)
+            left.type.comparison_type if values.type is sqltypes.NULLTYPE else values.type,
+            _origin_of(left),
         )
         bind.expanding = True  # a fresh copy: the caller's bindparam() is left as it was
         return BinaryExpression(left, bind, operator, _BOOLEAN)
@@ -996,7 +997,7 @@ def _in(left: ColumnElement[Any], values: Any, operator: ops.Operator) -> Binary
     expanding: BindParameter[Any] = BindParameter(
         None,
         items,
-        left.type,
+        left.type.comparison_type,
         expanding=True,
         origin=_origin_of(left),
         name_hint=left._bind_name_hint,

@@ -122,6 +122,12 @@ class TypeEngine(Generic[_T]):
         """A function checking one bound value (``None`` passes), or None if any value goes."""
         return None
 
+    @property
+    def comparison_type(self) -> TypeEngine[_T]:
+        """The type of a value compared with a value of this type (``col == value``,
+        ``col.in_(values)``): this one, less any limit that only storing a value enforces."""
+        return self
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TypeEngine) and self._cache_key == other._cache_key
 
@@ -296,6 +302,11 @@ class String(TypeEngine[str]):
 
     def validator(self) -> Processor:
         return _string_validator(repr(self), self.length)
+
+    @functools.cached_property
+    def comparison_type(self) -> TypeEngine[str]:
+        # A longer string is a valid thing to look for: it matches nothing.
+        return self if self.length is None else String()
 
 
 class Text(String):

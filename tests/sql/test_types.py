@@ -33,6 +33,7 @@ from asyncorm import (
     literal,
     select,
     text,
+    update,
 )
 from asyncorm.exc import DataError
 
@@ -198,8 +199,32 @@ async def test_wrong_values_raise_data_error_naming_the_column(
         with pytest.raises(DataError, match=message) as caught:
             await conn.execute(insert(table).values(id=1, **{column: value}))
         assert f"samples.{column}" in str(caught.value)
-        with pytest.raises(DataError, match=f"samples.{column}"):
-            await conn.execute(select(table.c.id).where(table.c[column] == value))
+        looked_for = select(table.c.id).where(table.c[column] == value)
+        if message == "does not fit":  # only storing is bounded: looking for it finds nothing
+            assert (await conn.execute(looked_for)).all() == []
+        else:
+            with pytest.raises(DataError, match=f"samples.{column}"):
+                await conn.execute(looked_for)
+
+
+async def test_a_string_longer_than_its_column_can_be_looked_for(samples: Any) -> None:
+    engine, table = samples
+    long = "x" * 41  # the column is String(40)
+    async with engine.begin() as conn:
+        await conn.execute(insert(table).values(id=1, string="x" * 40))
+        column = table.c.string
+        for criterion, expected in [
+            (column == long, []),
+            (column != long, [1]),
+            (column.in_([long, "x" * 40]), [1]),
+            (column.not_in([long]), [1]),
+            (column.between("x", long), [1]),
+            (column < long, [1]),
+        ]:
+            found = await conn.execute(select(table.c.id).where(criterion))
+            assert found.scalars().all() == expected, criterion
+        with pytest.raises(DataError, match="does not fit"):
+            await conn.execute(update(table).values(string=long))
 
 
 async def test_nul_in_string(db: Any, samples: Any) -> None:
