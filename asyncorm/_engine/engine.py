@@ -48,6 +48,7 @@ ROLLBACK never discards another's work.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -95,6 +96,18 @@ def _number(name: str, value: Any, *, minimum: float, allow_none: bool = False) 
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise exc.ArgumentError(f"{name} must be a number >= {minimum}, not {value!r}")
     return value
+
+
+def _url_number(key: str, value: str, url: URL) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not number >= 0 or math.isinf(number):  # NaN and infinity are not timeouts
+        raise exc.ArgumentError(
+            f"SQLite URL option {key}={value!r} in {url} must be a number of seconds >= 0"
+        )
+    return number
 
 
 class AsyncEngine:
@@ -171,7 +184,7 @@ class AsyncEngine:
             if not isinstance(value, str):
                 raise exc.ArgumentError(f"SQLite URL option {key!r} is given more than once")
             if key == "timeout":
-                args.setdefault("timeout", _number("timeout", float(value), minimum=0))
+                args.setdefault("timeout", _url_number(key, value, url))
             elif key in _SQLITE_URI_OPTIONS:
                 uri_options[key] = value
             else:

@@ -135,3 +135,9 @@ def test_bad_engine_options(options: dict[str, object], needle: str) -> None:
 def test_unknown_sqlite_url_option() -> None:
     with pytest.raises(ArgumentError, match="'journal'"):
         create_engine("sqlite:///x.db?journal=off")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", ""])
+def test_sqlite_url_timeout_must_be_a_number_of_seconds(value: str) -> None:
+    with pytest.raises(ArgumentError, match=f"timeout='{value}'.*number of seconds"):
+        create_engine(f"sqlite:///x.db?timeout={value}")
