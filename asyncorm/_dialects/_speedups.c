@@ -25,6 +25,7 @@ typedef struct {
     Py_ssize_t max_length; /* str: at most this many characters; -1: any */
     int ascii;            /* str: ASCII only */
     int no_nul;           /* str: no NUL character */
+    int no_nan;           /* float: not NaN */
 } Slot;
 
 typedef struct {
@@ -49,6 +50,9 @@ passes(const Slot *slot, PyObject *value)
         if (number < slot->low || number > slot->high) {
             return 0;
         }
+    }
+    if (slot->no_nan && Py_IS_NAN(PyFloat_AS_DOUBLE(value))) {
+        return 0;
     }
     if (slot->cls == &PyUnicode_Type) {
 #if PY_VERSION_HEX < 0x030C0000
@@ -278,7 +282,8 @@ read_check(Slot *slot, PyObject *check)
         long_attribute(check, "high", &has_high, &slot->high) < 0 ||
         long_attribute(check, "max_length", &has_length, &max_length) < 0 ||
         flag_attribute(check, "ascii", &slot->ascii) < 0 ||
-        flag_attribute(check, "no_nul", &slot->no_nul) < 0) {
+        flag_attribute(check, "no_nul", &slot->no_nul) < 0 ||
+        flag_attribute(check, "no_nan", &slot->no_nan) < 0) {
         return -1;
     }
     slot->has_range = has_low && has_high;
@@ -289,6 +294,10 @@ read_check(Slot *slot, PyObject *check)
     }
     if ((has_length || slot->ascii || slot->no_nul) && slot->cls != &PyUnicode_Type) {
         PyErr_SetString(PyExc_TypeError, "a string check needs cls str");
+        return -1;
+    }
+    if (slot->no_nan && slot->cls != &PyFloat_Type) {
+        PyErr_SetString(PyExc_TypeError, "a NaN check needs cls float");
         return -1;
     }
     return 0;

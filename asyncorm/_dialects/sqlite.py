@@ -28,7 +28,7 @@ from .._sql import types as sqltypes
 from .._sql.compiler import BindSlot, KeyedUpdate, SQLCompiler
 from .._sql.dml import Insert
 from .._sql.elements import BinaryExpression
-from .._sql.types import InvalidValue, Processor
+from .._sql.types import InvalidValue, Processor, inline_check, set_inline_check
 from .base import Dialect, JoinedUpdate
 
 __all__ = ["SQLiteCompiler", "SQLiteDialect"]
@@ -70,8 +70,23 @@ _BIND_CONVERTERS: dict[str, Processor] = {
 }
 
 
+def _float_processor(validate: Processor) -> Processor:
+    def process(value: Any) -> Any:
+        value = validate(value)
+        if value != value:
+            raise InvalidValue("SQLite has no NaN: it would be stored, and compared, as NULL")
+        return value
+
+    check = inline_check(validate)
+    if check is not None:
+        set_inline_check(process, check._replace(no_nan=True))
+    return process
+
+
 def _bind_processor(type_: sqltypes.TypeEngine[Any]) -> Processor | None:
     validate = type_.validator()
+    if isinstance(type_, sqltypes.Float) and validate is not None:
+        return _float_processor(validate)
     if isinstance(type_, sqltypes.JSON):
         return lambda value: None if value is None else _json_dumps(value)
     convert = _BIND_CONVERTERS.get(type_.__visit_name__)

@@ -71,6 +71,8 @@ class InlineCheck(NamedTuple):
     """A str must be ASCII (the processor checks that another one can be encoded)."""
     no_nul: bool = False
     """A str must hold no NUL character."""
+    no_nan: bool = False
+    """A float must not be NaN."""
 
     def condition(self, v: str) -> str:
         """The tests (not the class's) as a Python expression on the variable ``v``."""
@@ -83,6 +85,8 @@ class InlineCheck(NamedTuple):
             terms.append(f"{v}.isascii()")
         if self.no_nul:
             terms.append(f"'\\x00' not in {v}")
+        if self.no_nan:
+            terms.append(f"{v} == {v}")
         return " and ".join(terms)
 
 

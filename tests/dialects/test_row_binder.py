@@ -18,6 +18,7 @@ import decimal
 import enum
 import importlib
 import itertools
+import math
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -104,7 +105,7 @@ GOOD: dict[str, list[Any]] = {
     "string": ["", "x" * 10, "héllo ✓", Name("sub"), None],
     "text": ["x" * 1000, "emoji 🎉", ""],
     "flag": [True, False, None],
-    "real": [1.5, 3, decimal.Decimal("2.5"), float("nan"), None],
+    "real": [1.5, 3, decimal.Decimal("2.5"), float("inf"), None],
     "money": [decimal.Decimal("1.005"), 12, 1.25, None],
     "day": [datetime.date(2024, 2, 29), None],
     "stamp": [datetime.datetime(2024, 1, 2, 3, 4, 5), None],
@@ -310,6 +311,21 @@ def test_nul_in_a_string(dialect: Dialect, column: str) -> None:
         assert arg_rows[-1][list(rows[-1]).index(column)] == "a\x00b"
 
 
+def test_nan_in_a_float(dialect: Dialect) -> None:
+    statement = insert(samples)
+    rows = good_rows()
+    rows[-1] = {**rows[-1], "real": float("nan")}
+    compiled = compiled_for(dialect, statement, rows)
+    compiled.bind_many(statement, rows[:-1])
+    assert compiled._row_binder is not None
+    if dialect.name == "sqlite":
+        with pytest.raises(DataError, match=r"samples\.real: SQLite has no NaN"):
+            compiled.bind_many(statement, rows)
+    else:
+        _, arg_rows = compiled.bind_many(statement, rows)
+        assert math.isnan(arg_rows[-1][list(rows[-1]).index("real")])
+
+
 def test_the_first_bad_row_is_reported(dialect: Dialect) -> None:
     statement = insert(samples)
     rows = good_rows()
@@ -479,6 +495,8 @@ def test_the_c_binder_refuses_slots_it_cannot_check() -> None:
         binder(((0, None, True, abs, InlineCheck(str, low=1, high=2)),), False, True)
     with pytest.raises(TypeError, match="cls str"):
         binder(((0, None, True, abs, InlineCheck(int, max_length=3)),), False, True)
+    with pytest.raises(TypeError, match="cls float"):
+        binder(((0, None, True, abs, InlineCheck(int, no_nan=True)),), False, True)
     with pytest.raises(TypeError, match="str names"):
         binder(((0, None, True, None, None),), True, False)
     with pytest.raises(TypeError, match="must be a dict"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import math
 import uuid
 from typing import Any
 
@@ -225,6 +226,22 @@ async def test_a_string_longer_than_its_column_can_be_looked_for(samples: Any) -
             assert found.scalars().all() == expected, criterion
         with pytest.raises(DataError, match="does not fit"):
             await conn.execute(update(table).values(string=long))
+
+
+async def test_nan_in_a_float(db: Any, samples: Any) -> None:
+    engine, table = samples
+    async with engine.begin() as conn:
+        statement = insert(table).values(id=1, real=float("nan"))
+        if db.is_postgresql:
+            await conn.execute(statement)
+            assert math.isnan((await conn.execute(select(table.c.real))).scalar())
+        else:  # SQLite would store NULL: refused rather than lost
+            with pytest.raises(DataError, match=r"samples\.real: SQLite has no NaN"):
+                await conn.execute(statement)
+            assert (await conn.execute(select(table.c.id))).all() == []
+        await conn.execute(insert(table).values(id=2, real=float("inf")))
+        found = await conn.execute(select(table.c.real).where(table.c.id == 2))
+        assert found.scalar() == float("inf")
 
 
 async def test_nul_in_string(db: Any, samples: Any) -> None:
