@@ -5,10 +5,11 @@ SQLite has no date, time, decimal, UUID, JSON or boolean storage classes, so asy
 * ``DateTime`` as ISO text ``YYYY-MM-DD HH:MM:SS[.ffffff]``; ``timezone=True`` values are
   converted to UTC first and come back as aware UTC datetimes. Text compares in time order,
   and ``CURRENT_TIMESTAMP`` (UTC, same format) fits in. ``Date`` and ``Time``: ISO text.
-* ``Numeric`` as TEXT, so a decimal with many digits round-trips exactly. The trade-off:
-  SQLite compares and sorts such a column as text (``'10' < '9'``), and arithmetic in SQL
-  goes through floating point. Use ``Integer`` (e.g. cents) for values that must be compared
-  or summed in SQL on SQLite.
+* ``Numeric(p, s)`` with ``p`` up to 15 as a number (``NUMERIC(p, s)``): SQLite's numbers
+  keep 15 significant digits, so every value such a column holds comes back exactly (scaled
+  to ``s``), and it compares, sorts and aggregates as a number. A wider ``Numeric`` (or one
+  without precision and scale) is kept as TEXT so that any number of digits round-trips
+  exactly; the trade-off is that SQLite compares and sorts it as text (``'10' < '9'``).
 * ``Boolean`` as 0/1, ``Uuid`` as 32-digit hex text (``CHAR(32)``), ``JSON`` as text,
   ``Enum`` as the member name.
 """
@@ -83,10 +84,42 @@ def _float_processor(validate: Processor) -> Processor:
     return process
 
 
+#: SQLite's numbers keep this many significant digits (and floats 15 at least).
+_NUMBER_DIGITS = 15
+
+
+def _stored_as_number(type_: sqltypes.Numeric) -> bool:
+    """Whether a ``Numeric`` is kept as a number: every value it holds fits one exactly."""
+    precision, scale = type_.precision, type_.scale
+    return precision is not None and scale is not None and precision <= _NUMBER_DIGITS
+
+
+def _decimal_to_number(value: decimal.Decimal) -> float:
+    if value.is_nan():
+        raise InvalidValue("SQLite has no NaN: it would be stored, and compared, as NULL")
+    # At most 15 significant digits (the column's precision): the float is exact enough to
+    # give them back, and a whole number is stored as an INTEGER.
+    return float(value)
+
+
+def _number_to_decimal(exponent: decimal.Decimal) -> Processor:
+    def process(value: Any) -> Any:
+        if value is None:
+            return None
+        number = (
+            decimal.Decimal(repr(value)) if isinstance(value, float) else decimal.Decimal(value)
+        )
+        return number.quantize(exponent) if number.is_finite() else number
+
+    return process
+
+
 def _bind_processor(type_: sqltypes.TypeEngine[Any]) -> Processor | None:
     validate = type_.validator()
     if isinstance(type_, sqltypes.Float) and validate is not None:
         return _float_processor(validate)
+    if isinstance(type_, sqltypes.Numeric) and _stored_as_number(type_):
+        return _compose(validate, _decimal_to_number)
     if isinstance(type_, sqltypes.JSON):
         return lambda value: None if value is None else _json_dumps(value)
     convert = _BIND_CONVERTERS.get(type_.__visit_name__)
@@ -248,6 +281,8 @@ class SQLiteCompiler(SQLCompiler):
         return "REAL"
 
     def type_numeric(self, type_: Any) -> str:
+        if _stored_as_number(type_):
+            return f"NUMERIC({type_.precision}, {type_.scale})"
         return "TEXT"
 
     def type_datetime(self, type_: Any) -> str:
@@ -319,6 +354,9 @@ class SQLiteDialect(Dialect):
             return _text_to_aware_datetime if type_.timezone else _text_to_naive_datetime
         if isinstance(type_, sqltypes.Enum):
             return _enum_result(type_)
+        if isinstance(type_, sqltypes.Numeric) and _stored_as_number(type_):
+            assert type_.scale is not None
+            return _number_to_decimal(decimal.Decimal(1).scaleb(-type_.scale))
         return _RESULT_PROCESSORS.get(type_.__visit_name__)
 
     def joined_update(self, keyed: KeyedUpdate, compiler: SQLCompiler) -> JoinedUpdate | None:

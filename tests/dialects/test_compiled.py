@@ -127,7 +127,7 @@ def test_bind_processors_convert_per_dialect(dialect: Dialect) -> None:
     statement = insert(users).values(seen=when, balance=1.005, ident=str(ident), doc={"a": 1})
     _, args = dialect.compile(statement).bind(statement, None)
     if dialect.name == "sqlite":
-        assert args == ["2024-01-01 10:00:00", "1.01", ident.hex, '{"a": 1}']
+        assert args == ["2024-01-01 10:00:00", 1.01, ident.hex, '{"a": 1}']  # NUMERIC(10, 2)
     else:
         assert args == [when, decimal.Decimal("1.01"), ident, {"a": 1}]
 

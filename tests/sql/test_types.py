@@ -6,6 +6,7 @@ import datetime
 import decimal
 import enum
 import math
+import random
 import uuid
 from typing import Any
 
@@ -30,6 +31,7 @@ from asyncorm import (
     Text,
     Time,
     Uuid,
+    func,
     insert,
     literal,
     select,
@@ -56,6 +58,7 @@ TYPES: dict[str, Any] = {
     "flag": Boolean,
     "real": Float,
     "money": Numeric(38, 18),
+    "price": Numeric(10, 2),
     "plain_numeric": Numeric,
     "day": Date,
     "stamp": DateTime,
@@ -80,6 +83,13 @@ VALUES: dict[str, list[Any]] = {
         decimal.Decimal("12345678901234567890.123456789012345678"),
         decimal.Decimal("-0.000000000000000001"),
         decimal.Decimal("0E-18"),
+    ],
+    "price": [
+        decimal.Decimal("99999999.99"),
+        decimal.Decimal("-99999999.99"),
+        decimal.Decimal("0.01"),
+        decimal.Decimal("0.00"),
+        decimal.Decimal("12345678.91"),
     ],
     "plain_numeric": [decimal.Decimal("3.14159265358979323846264338327950288")],
     "day": [datetime.date(1, 1, 1), datetime.date(2024, 2, 29), datetime.date(9999, 12, 31)],
@@ -226,6 +236,53 @@ async def test_a_string_longer_than_its_column_can_be_looked_for(samples: Any) -
             assert found.scalars().all() == expected, criterion
         with pytest.raises(DataError, match="does not fit"):
             await conn.execute(update(table).values(string=long))
+
+
+async def test_a_numeric_of_up_to_15_digits_compares_sorts_and_sums_as_a_number(
+    samples: Any,
+) -> None:
+    engine, table = samples
+    price = table.c.price
+    prices = {1: "9.50", 2: "10.00", 3: "100.25", 4: "-0.75"}
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(table), [{"id": i, "price": decimal.Decimal(p)} for i, p in prices.items()]
+        )
+        ordered = await conn.execute(select(table.c.id).order_by(price))
+        assert ordered.scalars().all() == [4, 1, 2, 3]
+        above = await conn.execute(select(table.c.id).where(price > decimal.Decimal("9.75")))
+        assert sorted(above.scalars().all()) == [2, 3]
+        same = await conn.execute(select(table.c.id).where(price == 10))
+        assert same.scalars().all() == [2]
+        low, high, total = (
+            await conn.execute(select(func.min(price), func.max(price), func.sum(price)))
+        ).one()
+        assert (low, high, total) == (
+            decimal.Decimal("-0.75"),
+            decimal.Decimal("100.25"),
+            decimal.Decimal("119.00"),
+        )
+        stored = await conn.execute(select(price).order_by(table.c.id))
+        assert [str(value) for value in stored.scalars()] == list(prices.values())
+
+
+async def test_a_numeric_of_15_digits_round_trips_exactly(db: Any) -> None:
+    engine = db.make_engine()
+    metadata = MetaData()
+    wide = Table(
+        "wide", metadata, Column("id", Integer, primary_key=True), Column("v", Numeric(15, 4))
+    )
+    await metadata.create_all(engine)
+    numbers = random.Random(7)
+    values = [
+        decimal.Decimal(numbers.randrange(-(10**15) + 1, 10**15)).scaleb(-4) for _ in range(500)
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(insert(wide), [{"id": i, "v": v} for i, v in enumerate(values)])
+        stored = (await conn.execute(select(wide.c.v).order_by(wide.c.id))).scalars().all()
+        assert [str(v) for v in stored] == [str(v) for v in values]
+        ordered = await conn.execute(select(wide.c.v).order_by(wide.c.v))
+        assert ordered.scalars().all() == sorted(values)
 
 
 async def test_nan_in_a_float(db: Any, samples: Any) -> None:
