@@ -114,6 +114,15 @@ def _number_to_decimal(exponent: decimal.Decimal) -> Processor:
     return process
 
 
+#: ILIKE's lower(): SQLite's own folds ASCII letters only. Registered on every connection
+#: under its own name, so that indexes on SQLite's lower() are never computed differently.
+_LOWER = "asyncorm_lower"
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _bind_processor(type_: sqltypes.TypeEngine[Any]) -> Processor | None:
     validate = type_.validator()
     if isinstance(type_, sqltypes.Float) and validate is not None:
@@ -207,8 +216,8 @@ def _enum_result(type_: sqltypes.Enum) -> Processor | None:
 
 
 class SQLiteCompiler(SQLCompiler):
-    """SQLite rendering: ``?`` parameters, 0/1 booleans, ``lower() LIKE lower()`` for
-    ILIKE, no row locks, ``INTEGER PRIMARY KEY AUTOINCREMENT``."""
+    """SQLite rendering: ``?`` parameters, 0/1 booleans, ``LIKE`` between Unicode-lowered
+    sides for ILIKE, no row locks, ``INTEGER PRIMARY KEY AUTOINCREMENT``."""
 
     name = "sqlite"
     true_sql = "1"
@@ -243,11 +252,11 @@ class SQLiteCompiler(SQLCompiler):
 
     def _lowered_like(self, binary: BinaryExpression[Any], keyword: str, **kw: Any) -> str:
         text = (
-            "lower("
+            f"{_LOWER}("
             + self.process(binary.left, **kw)
             + ") "
             + keyword
-            + " lower("
+            + f" {_LOWER}("
             + self.process(binary.right, **kw)
             + ")"
         )
@@ -348,6 +357,7 @@ class SQLiteDialect(Dialect):
     name = "sqlite"
     compiler_class = SQLiteCompiler
     flatten_expanding = True
+    sql_functions: ClassVar[dict[str, Processor]] = {_LOWER: _unicode_lower}
 
     def _make_result_processor(self, type_: sqltypes.TypeEngine[Any]) -> Processor | None:
         if isinstance(type_, sqltypes.DateTime):

@@ -266,8 +266,12 @@ def _reset(raw: sqlite3.Connection) -> None:
         raw.execute("ROLLBACK").close()
 
 
-def _configure(raw: sqlite3.Connection, wal: bool) -> None:
+def _configure(
+    raw: sqlite3.Connection, wal: bool, functions: Mapping[str, Callable[[Any], Any]]
+) -> None:
     raw.execute("PRAGMA foreign_keys = ON").close()
+    for name, function in functions.items():
+        raw.create_function(name, 1, function, deterministic=True)
     if wal:
         # WAL lets readers in other connections and processes work beside one writer. On
         # media that cannot do WAL SQLite keeps its old mode, which is still correct.
@@ -478,11 +482,13 @@ async def connect(
     uri: bool = False,
     wal: bool = True,
     begin_sql: str = "BEGIN",
+    functions: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> AiosqliteConnection:
     """Open a connection with sqlite3's implicit transactions off and foreign keys on.
 
     ``connect_args`` go to :func:`sqlite3.connect` (``timeout`` is the busy timeout in
     seconds, 5 by default). ``wal`` switches a file database to WAL journaling.
+    ``functions`` are one-argument SQL functions to register, by name (deterministic).
     """
     args = dict(connect_args)
     if args.get("isolation_level") is not None:
@@ -516,7 +522,7 @@ async def connect(
     await conn
     driver = AiosqliteConnection(conn, begin_sql)
     try:
-        await driver._call(_configure, driver._raw, wal, sql="PRAGMA")
+        await driver._call(_configure, driver._raw, wal, functions or {}, sql="PRAGMA")
     except BaseException:
         driver.terminate()
         raise

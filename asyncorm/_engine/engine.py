@@ -204,6 +204,7 @@ class AsyncEngine:
             args,
             uri=uri,
             wal=not memory,
+            functions=self.dialect.sql_functions,
         )
 
     # --- public API -------------------------------------------------------------------

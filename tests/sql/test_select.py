@@ -18,6 +18,7 @@ from asyncorm import (
     desc,
     exists,
     func,
+    insert,
     literal,
     literal_column,
     not_,
@@ -328,6 +329,18 @@ async def test_like_follows_the_database(db: Any, conn: AsyncConnection, schema:
     assert found.all() == [2]
     upper = await conn.execute(select(users.c.id).where(users.c.name.like("B%")))
     assert upper.scalars().all() == ([] if db.is_postgresql else [2])
+
+
+async def test_ilike_folds_every_letter_on_both(conn: AsyncConnection, schema: Schema) -> None:
+    users = schema.users
+    await conn.execute(insert(users), [{"id": 10, "name": "Évora"}, {"id": 11, "name": "ZÜRICH"}])
+    for pattern, expected in [("évora", [10]), ("%ürich", [11]), ("ÉVO%", [10]), ("b%", [2])]:
+        found = await conn.execute(select(users.c.id).where(users.c.name.ilike(pattern)))
+        assert found.scalars().all() == expected, pattern
+    others = await conn.execute(
+        select(users.c.id).where(users.c.name.not_ilike("%ÜRI%"), users.c.id >= 10)
+    )
+    assert others.scalars().all() == [10]
 
 
 async def test_result_keys_and_rows(conn: AsyncConnection, schema: Schema) -> None:
