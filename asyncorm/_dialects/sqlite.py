@@ -220,6 +220,7 @@ class SQLiteCompiler(SQLCompiler):
     sides for ILIKE, no row locks, ``INTEGER PRIMARY KEY AUTOINCREMENT``."""
 
     name = "sqlite"
+    true_division_type = "REAL"  # CAST(x AS NUMERIC) of a whole number stays an integer
     true_sql = "1"
     false_sql = "0"
     function_renames: ClassVar[dict[str, str]] = {

@@ -572,6 +572,22 @@ class SQLCompiler:
             prefix = self._table_name(table)  # type: ignore[arg-type]
         return prefix + "." + self.quote(column.name)
 
+    #: The type a divisor is cast to for ``/`` of two integers to divide exactly.
+    true_division_type = "NUMERIC"
+
+    def visit_truediv_binary(self, binary: BinaryExpression[Any], **kw: Any) -> str:
+        divisor = self.process(binary.right, **kw)
+        return (
+            self._operand(binary.left, ops.DIV, False, **kw)
+            + f" / CAST({divisor} AS {self.true_division_type})"
+        )
+
+    def visit_floordiv_binary(self, binary: BinaryExpression[Any], **kw: Any) -> str:
+        division = self._render_binary(binary, "/", **kw)
+        if binary.left.type._is_integer and binary.right.type._is_integer:
+            return division
+        return "FLOOR(" + division + ")"
+
     def visit_cast(self, cast: Cast[Any], **kw: Any) -> str:
         return "CAST(" + self.process(cast.element, **kw) + " AS " + self.type_ddl(cast.type) + ")"
 

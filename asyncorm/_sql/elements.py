@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -117,6 +118,12 @@ class ColumnOperators:
 
     def __rtruediv__(self, other: Any) -> ColumnElement[Any]:
         return _arithmetic(self.__clause_element__(), ops.DIV, other, reverse=True)
+
+    def __floordiv__(self, other: Any) -> ColumnElement[Any]:
+        return _arithmetic(self.__clause_element__(), ops.FLOORDIV, other)
+
+    def __rfloordiv__(self, other: Any) -> ColumnElement[Any]:
+        return _arithmetic(self.__clause_element__(), ops.FLOORDIV, other, reverse=True)
 
     def __mod__(self, other: Any) -> ColumnElement[Any]:
         return _arithmetic(self.__clause_element__(), ops.MOD, other)
@@ -957,13 +964,25 @@ def _compare(
     return BinaryExpression(left, _operand(left, other), operator, _BOOLEAN)
 
 
+_FRACTIONS = (float, decimal.Decimal)
+
+
 def _arithmetic(
     left: ColumnElement[Any], operator: ops.Operator, other: Any, *, reverse: bool = False
 ) -> BinaryExpression[Any]:
-    right = _operand(left, other)
-    type_ = left.type if left.type is not sqltypes.NULLTYPE else right.type
+    if left.type._is_integer and other.__class__ in _FRACTIONS:
+        # `age * 1.5` is not an integer: the value keeps its own type (and cast), and so
+        # does the result.
+        right: ColumnElement[Any] = _value_bind(left, other, sqltypes.NULLTYPE)
+        type_ = right.type
+    else:
+        right = _operand(left, other)
+        type_ = left.type if left.type is not sqltypes.NULLTYPE else right.type
     if operator is ops.ADD and type_._is_string:
         operator = ops.CONCAT
+    elif operator is ops.DIV and left.type._is_integer and right.type._is_integer:
+        # As in Python (and SQLAlchemy 2): 7 / 2 is 3.5; `//` keeps SQL's integer division.
+        operator, type_ = ops.TRUEDIV, sqltypes.Numeric()
     if reverse:
         left, right = right, left
     return BinaryExpression(left, right, operator, type_)

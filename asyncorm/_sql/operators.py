@@ -57,6 +57,11 @@ ADD = Operator("add", "+", 7, associative=True)
 SUB = Operator("sub", "-", 7)
 MUL = Operator("mul", "*", 8, associative=True)
 DIV = Operator("div", "/", 8)
+TRUEDIV = Operator("truediv", "/", 8)
+"""``/`` of two integers: the division Python's ``/`` does (``7 / 2`` is 3.5), where SQL's
+``/`` of integers would truncate."""
+FLOORDIV = Operator("floordiv", "/", 8)
+"""``//``: SQL's ``/`` of two integers (which truncates), ``FLOOR(a / b)`` otherwise."""
 MOD = Operator("mod", "%", 8)
 
 for _a, _b in [

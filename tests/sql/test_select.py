@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -210,7 +211,23 @@ ID_CASES: dict[str, tuple[Build, list[Any]]] = {
         [31],
     ),
     "reverse_arithmetic": (lambda u, a: select(100 - u.c.age).where(u.c.id == 1), [70]),
-    "integer_division": (lambda u, a: select(u.c.age / 4).where(u.c.id == 1), [7]),
+    # `/` divides as Python does (SQLAlchemy 2 too); `//` is SQL's division of integers.
+    "true_division": (lambda u, a: select(u.c.age / 4).where(u.c.id == 1), [Decimal("7.5")]),
+    "true_division_of_columns": (
+        lambda u, a: select(u.c.age / u.c.id).where(u.c.id == 2),
+        [Decimal("12.5")],
+    ),
+    "reverse_true_division": (lambda u, a: select(45 / u.c.age).where(u.c.id == 1), [1.5]),
+    "floor_division": (lambda u, a: select(u.c.age // 4).where(u.c.id == 1), [7]),
+    "floor_division_of_a_fraction": (
+        lambda u, a: select(u.c.age // 4.0).where(u.c.id == 1),
+        [7],
+    ),
+    "fraction_times_integer": (lambda u, a: select(u.c.age * 1.5).where(u.c.id == 1), [45.0]),
+    "decimal_plus_integer": (
+        lambda u, a: select(u.c.age + Decimal("0.25")).where(u.c.id == 1),
+        [Decimal("30.25")],
+    ),
     "modulo": (lambda u, a: select(u.c.age % 7).where(u.c.id == 1), [2]),
     "negation": (lambda u, a: select(-u.c.age).where(u.c.id == 1), [-30]),
     "string_concat": (lambda u, a: select(u.c.name + "!").where(u.c.id == 2), ["bob!"]),
