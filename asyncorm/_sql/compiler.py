@@ -824,8 +824,12 @@ class SQLCompiler:
         values: list[str] = []
         if insert._values is not None:
             given = dict(insert._values)
+            keys = set(self.param_keys)
             for column in table.c:
-                if column in given:
+                if column.key in keys:  # the execute() parameter wins over values()
+                    names.append(self.quote(column.name))
+                    values.append(self._parameter_value(column, column.default))
+                elif column in given:
                     names.append(self.quote(column.name))
                     values.append(self.process(given[column]))
                     self._note_context_value(column, given[column])

@@ -123,7 +123,8 @@ class Insert(_DMLBase):
 
     @property
     def _uses_param_keys(self) -> bool:  # type: ignore[override]
-        return self._values is None and self._multi_values is None and self._from_select is None
+        # With values() too: a parameter naming a column sets it (as in SQLAlchemy).
+        return self._multi_values is None and self._from_select is None
 
     def values(self, *args: Any, **kwargs: Any) -> Insert:
         """``values(name=value)``, ``values({column: value})`` or ``values([{...}, {...}])``."""

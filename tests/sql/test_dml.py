@@ -50,6 +50,20 @@ async def test_insert_values_dict_with_column_keys(conn: AsyncConnection, schema
     assert (await conn.execute(select(users.c.name).where(users.c.id == 11))).scalar() == "Fay"
 
 
+async def test_insert_values_with_parameters_naming_columns(
+    conn: AsyncConnection, schema: Schema
+) -> None:
+    # As in SQLAlchemy: a parameter naming a column sets it, over values() too.
+    users = schema.users
+    statement = insert(users).values(name="from values", age=1)
+    await conn.execute(statement, {"id": 12, "name": "from execute"})
+    await conn.execute(statement, [{"id": 13, "age": 1}, {"id": 14, "age": 7}])
+    found = await conn.execute(
+        select(users.c.id, users.c.name, users.c.age).where(users.c.id >= 12).order_by(users.c.id)
+    )
+    assert found.all() == [(12, "from execute", 1), (13, "from values", 1), (14, "from values", 7)]
+
+
 async def test_multi_row_insert_returning(conn: AsyncConnection, schema: Schema) -> None:
     users = schema.users
     result = await conn.execute(
