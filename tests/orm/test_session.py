@@ -760,6 +760,59 @@ async def test_bulk_insert_update_delete_keep_identity_map_in_step(
     assert await count_users(orm_engine) == 2
 
 
+async def test_bulk_update_by_primary_key_updates_only_the_rows_named(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(User), [{"fullname": n} for n in "abc"])
+        await session.execute(insert(Seat), [{"row": 1, "number": 1, "holder": "x"}])
+        await session.execute(insert(Ticket), [{"title": "t"}])
+        users = (await session.scalars(select(User).order_by(User.id))).all()
+        ids = [u.id for u in users]
+        await session.execute(
+            update(User), [{"id": ids[1], "fullname": "B"}, {"id": ids[2], "fullname": "C"}]
+        )
+        assert [u.fullname for u in users] == ["a", "B", "C"]  # identity map kept in step
+        assert not any(asyncorm.inspect(u).modified for u in users)
+        # A key that names no row updates nothing (no UPDATE without a WHERE clause).
+        await session.execute(update(Seat), [{"row": 1, "number": 9, "holder": "nope"}])
+        await session.execute(update(Seat), [{"row": 1, "number": 1, "holder": "y"}])
+        # A column with an onupdate the dicts leave out is set by the database: expired.
+        ticket = await session.scalar(select(Ticket))
+        assert ticket is not None
+        await session.execute(update(Ticket), [{"id": ticket.id, "title": "t2"}])
+        assert ticket.title == "t2"
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = ticket.state
+        with pytest.raises(sa_exc.InvalidRequestError, match="lacks the primary key value 'id'"):
+            await session.execute(update(User), [{"fullname": "no key"}])
+        with pytest.raises(sa_exc.InvalidRequestError, match="'number'"):
+            await session.execute(update(Seat), [{"row": 1, "holder": "no key"}])
+        with pytest.raises(sa_exc.InvalidRequestError, match="synchronize_session"):
+            await session.execute(
+                update(User).where(User.fullname == "B"), [{"id": ids[0], "fullname": "A"}]
+            )
+        # With synchronize_session=False the WHERE clause narrows each row's UPDATE.
+        await session.execute(
+            update(User).where(User.fullname == "B"),
+            [{"id": ids[0], "fullname": "A"}, {"id": ids[1], "fullname": "B2"}],
+            execution_options={"synchronize_session": False},
+        )
+        await session.commit()
+        rows = (await session.execute(select(User.id, User.fullname).order_by(User.id))).all()
+        assert [tuple(row) for row in rows] == [(ids[0], "a"), (ids[1], "B2"), (ids[2], "C")]
+        seats = (await session.execute(select(Seat.row, Seat.number, Seat.holder))).all()
+        assert [tuple(row) for row in seats] == [(1, 1, "y")]
+        tickets = (await session.execute(select(Ticket.title, Ticket.state))).all()
+        assert [tuple(row) for row in tickets] == [("t2", "edited")]
+    # Core keeps its own meaning: an UPDATE without WHERE, run once per parameter set.
+    async with orm_engine.begin() as conn:
+        table = User.__table__
+        await conn.execute(update(table), [{"fullname": "all"}])
+        names = (await conn.execute(select(table.c.fullname))).scalars().all()
+        assert set(names) == {"all"}
+
+
 async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:
     Session = async_sessionmaker(orm_engine)
     seen: list[str] = []
