@@ -20,7 +20,7 @@ from .mapper import group_by_mapper
 from .state import NO_VALUE, InstanceState
 
 if TYPE_CHECKING:
-    from .._sql.schema import Column, Table
+    from .._sql.schema import Column, ColumnDefault, Table
     from .mapper import Mapper
 
 
@@ -152,6 +152,12 @@ def sort_tables(tables: Iterable[Table]) -> list[Table]:
             ordered.extend(pending)
             break
     return ordered
+
+
+def in_sql(generator: ColumnDefault | None) -> bool:
+    """Whether a ``default`` / ``onupdate`` is a SQL expression, which the statement renders
+    (rather than a value the flush computes and sends)."""
+    return generator is not None and generator.is_clause_element
 
 
 def default_value(column: Column[Any], kind: str) -> Any:
@@ -312,7 +318,9 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         mapper = state.mapper
         if phase == 0:
             for key, column in mapper.onupdate_columns:
-                if key not in changed:
+                # A SQL expression is left to the UPDATE, which renders it; its value comes
+                # back through RETURNING (see persistence's ``_update_statement``).
+                if key not in changed and not in_sql(column.onupdate):
                     changed[key] = default_value(column, "onupdate")
         keys = tuple(changed)
         batch = updates.get((phase, mapper, keys))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import gc
 import pickle
 from collections.abc import AsyncIterator
@@ -362,6 +363,61 @@ async def test_default_and_onupdate_values_reach_row_and_object(orm_engine: Asyn
         await session.commit()
         rows = (await session.execute(select(Ticket.title, Ticket.state).order_by(Ticket.id))).all()
         assert [tuple(row) for row in rows] == [("a2", "edited"), ("b", "new")]
+
+
+class _SqlDefaultsBase(asyncorm.DeclarativeBase):
+    pass
+
+
+class Stamped(_SqlDefaultsBase):
+    """SQL-expression ``onupdate`` values, computed by the database."""
+
+    __tablename__ = "stamped"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(50))
+    updated: Mapped[datetime.datetime | None] = mapped_column(
+        asyncorm.DateTime(timezone=True), onupdate=func.now()
+    )
+    label: Mapped[str | None] = mapped_column(String(20), onupdate=func.upper("edited"))
+
+
+@pytest.fixture
+async def stamped_engine(db: Database) -> AsyncIterator[AsyncEngine]:
+    engine = db.make_engine()
+    await _SqlDefaultsBase.metadata.create_all(engine)
+    yield engine
+
+
+async def test_sql_expression_onupdate_is_rendered_and_returned(
+    stamped_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(stamped_engine, expire_on_commit=False) as session:
+        docs = [Stamped(title="a"), Stamped(title="b"), Stamped(title="c")]
+        session.add_all(docs)
+        await session.flush()
+        assert [(d.updated, d.label) for d in docs] == [(None, None)] * 3
+        docs[0].title = "a2"
+        await session.flush()  # one UPDATE: SET updated = now(), label = upper('edited')
+        assert isinstance(docs[0].updated, datetime.datetime) and docs[0].label == "EDITED"
+        assert docs[1].updated is None and docs[1].label is None
+        docs[1].title = "b2"
+        docs[2].title = "c2"
+        docs[2].label = "mine"  # a value given wins over the onupdate
+        await session.flush()  # two batches, one of two rows
+        assert isinstance(docs[1].updated, datetime.datetime) and docs[1].label == "EDITED"
+        assert isinstance(docs[2].updated, datetime.datetime) and docs[2].label == "mine"
+        assert not any(asyncorm.inspect(d).modified for d in docs)
+        docs[0].title = "a3"
+        docs[0].label = None
+        await session.commit()  # the UPDATE that carries the COMMIT returns the value too
+        assert docs[0].label is None and isinstance(docs[0].updated, datetime.datetime)
+    async with AsyncSession(stamped_engine) as session:
+        rows = (
+            await session.execute(select(Stamped.title, Stamped.label).order_by(Stamped.id))
+        ).all()
+        assert [tuple(row) for row in rows] == [("a3", None), ("b2", "EDITED"), ("c2", "mine")]
+        stored = (await session.scalars(select(Stamped.updated))).all()
+        assert all(isinstance(value, datetime.datetime) for value in stored)
 
 
 async def test_composite_primary_key_identity(orm_engine: AsyncEngine) -> None:
