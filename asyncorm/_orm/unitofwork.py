@@ -246,7 +246,8 @@ def _add_insert(
         returning = tuple(
             key
             for key, column in mapper.columns.items()
-            if key not in row and (column.primary_key or column.server_default is not None)
+            if key not in row
+            and (column.primary_key or column.server_default is not None or in_sql(column.default))
         )
         batch = inserts[(mapper, keys, depth)] = InsertBatch(mapper, keys, returning)
     batch.states.append(state)
@@ -293,7 +294,9 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             row = {key: values[key] for key in column_keys if key in values}
             if len(row) < len(column_keys):
                 for key, column in mapper.defaulted_columns:
-                    if key not in row:
+                    # A SQL expression is left to the INSERT, which renders it; its value
+                    # comes back through RETURNING (see ``_add_insert``).
+                    if key not in row and not in_sql(column.default):
                         row[key] = default_value(column, "default")
             if mapper.is_self_referential:
                 new_rows[id(state)] = row

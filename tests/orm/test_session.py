@@ -370,11 +370,15 @@ class _SqlDefaultsBase(asyncorm.DeclarativeBase):
 
 
 class Stamped(_SqlDefaultsBase):
-    """SQL-expression ``onupdate`` values, computed by the database."""
+    """SQL-expression ``default`` and ``onupdate`` values, computed by the database."""
 
     __tablename__ = "stamped"
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(50))
+    created: Mapped[datetime.datetime | None] = mapped_column(
+        asyncorm.DateTime(timezone=True), default=func.now()
+    )
+    code: Mapped[str | None] = mapped_column(String(20), default=func.upper("new"))
     updated: Mapped[datetime.datetime | None] = mapped_column(
         asyncorm.DateTime(timezone=True), onupdate=func.now()
     )
@@ -418,6 +422,51 @@ async def test_sql_expression_onupdate_is_rendered_and_returned(
         assert [tuple(row) for row in rows] == [("a3", None), ("b2", "EDITED"), ("c2", "mine")]
         stored = (await session.scalars(select(Stamped.updated))).all()
         assert all(isinstance(value, datetime.datetime) for value in stored)
+
+
+async def test_sql_expression_default_is_rendered_and_returned(
+    stamped_engine: AsyncEngine,
+) -> None:
+    when = datetime.datetime(2020, 1, 2, tzinfo=datetime.UTC)
+    async with AsyncSession(stamped_engine, expire_on_commit=False) as session:
+        # Several rows (one multi-row INSERT … RETURNING), one row, rows with their keys
+        # given, and a row giving the values itself.
+        docs = [Stamped(title="a"), Stamped(title="b"), Stamped(title="c", code="own")]
+        session.add_all(docs)
+        await session.flush()
+        one = Stamped(title="d")
+        session.add(one)
+        await session.flush()
+        keyed = [Stamped(id=100, title="e"), Stamped(id=101, title="f", created=when)]
+        session.add_all(keyed)
+        await session.flush()
+        for doc in [*docs, one, *keyed]:
+            assert isinstance(doc.created, datetime.datetime)
+            assert not asyncorm.inspect(doc).expired_attributes
+        assert [d.code for d in [*docs, one, *keyed]] == ["NEW", "NEW", "own", "NEW", "NEW", "NEW"]
+        assert keyed[1].created == when
+        last = Stamped(title="g", code="mine", created=when)  # every value given
+        session.add(last)
+        await session.commit()  # the INSERT that carries the COMMIT
+        assert last.id is not None and last.code == "mine" and last.created == when
+    async with AsyncSession(stamped_engine) as session:
+        # ORM bulk INSERT and Core: rows that leave the column out get the expression.
+        await session.execute(insert(Stamped), [{"title": "bulk 1"}, {"title": "bulk 2"}])
+        await session.execute(insert(Stamped), {"title": "bulk 3", "code": "given"})
+        await session.commit()
+        rows = (
+            await session.execute(
+                select(Stamped.title, Stamped.code, Stamped.created.is_(None)).where(
+                    Stamped.title.startswith("bulk")
+                )
+            )
+        ).all()
+        assert sorted(tuple(row) for row in rows) == [
+            ("bulk 1", "NEW", False),
+            ("bulk 2", "NEW", False),
+            ("bulk 3", "given", False),
+        ]
+        assert await session.scalar(select(func.count()).where(Stamped.created.is_(None))) == 0
 
 
 async def test_composite_primary_key_identity(orm_engine: AsyncEngine) -> None:
