@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._sql import operators as ops
@@ -61,18 +61,23 @@ async def execute_update_delete(
             mode = "fetch"
     if mode == "fetch":
         pk_columns = [mapper.columns[key] for key in mapper.pk_keys]
-        result = await connection.execute(statement.returning(*pk_columns), params)
+        # An UPDATE also returns the values it wrote, to set on the objects.
+        changed = _written_keys(mapper, statement, params) if is_update else []
+        returning = [*pk_columns, *(mapper.columns[key] for key in changed)]
+        result = await connection.execute(statement.returning(*returning), params)
         rows = result.all()
-        keys = [mapper.identity_key(tuple(row)) for row in rows]
-        objects = [
-            obj for obj in (session._identity_map.get(mapper, k) for k in keys) if obj is not None
+        count = len(pk_columns)
+        found = [
+            (obj, row)
+            for row in rows
+            if (obj := session._identity_map.get(mapper, mapper.identity_key(tuple(row[:count]))))
+            is not None
         ]
         if is_update:
-            changed = [mapper.key_of_column(column) for column, _ in statement._values or ()]
-            for obj in objects:
-                session._expire_attributes(instance_state(obj), changed, obj)
+            for obj, row in found:
+                _set_values(session, obj, dict(zip(changed, row[count:], strict=True)))
         else:
-            _remove_deleted(session, objects)
+            _remove_deleted(session, [obj for obj, _ in found])
         from .._engine.result import Result
 
         return Result((), [], rowcount=len(rows))
@@ -93,12 +98,30 @@ async def execute_update_delete(
             # An expired attribute: the object's state is unknown, so expire it whole.
             session._expire_states([instance_state(obj)])
     if is_update:
+        # Columns whose onupdate the UPDATE applied: their new values are not known here.
+        generated = [key for key, _ in mapper.onupdate_columns if key not in new_values]
         for obj in matched:
             values = obj.__dict__
             _set_values(session, obj, {key: compute(values) for key, compute in new_values.items()})
+            if generated:
+                session._expire_attributes(instance_state(obj), generated, obj)
     else:
         _remove_deleted(session, matched)
     return result
+
+
+def _written_keys(mapper: Mapper, statement: Any, params: Any) -> list[str]:
+    """The attribute keys of the columns an UPDATE sets: those of its ``.values()`` (or, with
+    none, the columns its parameters name) and those whose ``onupdate`` it applies."""
+    if statement._values is not None:
+        given = [column for column, _ in statement._values]
+    elif isinstance(params, Mapping):
+        given = [column for column in statement.table.c if column.key in params]
+    else:
+        given = []
+    keys = [mapper.key_of_column(column) for column in given]
+    keys.extend(key for key, _ in mapper.onupdate_columns if key not in keys)
+    return keys
 
 
 def _set_values(session: AsyncSession, obj: Any, new: dict[str, Any]) -> None:

@@ -850,10 +850,7 @@ async def test_bulk_insert_update_delete_keep_identity_map_in_step(
             update(User).where(User.id >= users[3].id).values(fullname="high"),
             execution_options={"synchronize_session": "fetch"},
         )
-        with pytest.raises(sa_exc.UnloadedAttributeError):
-            _ = users[3].fullname
-        await session.refresh(users[3])
-        assert users[3].fullname == "high"
+        assert users[3].fullname == "high" and users[4].fullname == "high"  # fetched
         await session.execute(delete(User).where(User.fullname == "u0"))
         assert users[0] not in session
         await session.execute(
@@ -863,6 +860,50 @@ async def test_bulk_insert_update_delete_keep_identity_map_in_step(
         assert users[3] not in session and users[4] not in session
         await session.commit()
     assert await count_users(orm_engine) == 2
+
+
+async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
+        tickets = (await session.scalars(select(Ticket).order_by(Ticket.id))).all()
+        tickets[2].title = "pending"
+        await session.flush()
+        # An expression: the values come back through RETURNING, the onupdate's too.
+        await session.execute(
+            update(Ticket).where(Ticket.id < tickets[2].id).values(title=Ticket.title + "!"),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert [(t.title, t.state) for t in tickets] == [
+            ("a!", "edited"),
+            ("b!", "edited"),
+            ("pending", "edited"),
+        ]
+        assert not any(asyncorm.inspect(t).expired_attributes for t in tickets)
+        assert not any(asyncorm.inspect(t).modified for t in tickets)
+        # "auto" falls back to fetching when the WHERE clause cannot be evaluated.
+        await session.execute(
+            update(Ticket).where(Ticket.title.startswith("a")).values(title="A"),
+        )
+        assert tickets[0].title == "A"
+        # Parameters instead of .values(): the columns they name are fetched.
+        await session.execute(
+            update(Ticket).where(Ticket.id == tickets[1].id),
+            {"title": "B"},
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert tickets[1].title == "B"
+        # "evaluate" computes the values it sets; the onupdate's is the database's, so the
+        # attribute is expired, and the error says a bulk UPDATE may have done it.
+        await session.execute(
+            update(Ticket).where(Ticket.id == tickets[2].id).values(title="C"),
+            execution_options={"synchronize_session": "evaluate"},
+        )
+        assert tickets[2].title == "C"
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="bulk UPDATE"):
+            _ = tickets[2].state
+        await session.commit()
+        rows = (await session.execute(select(Ticket.title).order_by(Ticket.id))).scalars().all()
+        assert rows == ["A", "B", "C"]
 
 
 async def test_bulk_update_by_primary_key_updates_only_the_rows_named(
