@@ -55,7 +55,11 @@ class QueryableAttribute(ColumnOperators, Generic[_T]):
     def unloaded_error(self, obj: object, state: InstanceState) -> UnloadedAttributeError:
         name = type(obj).__name__
         expired = bool(state.expired and self.key in state.expired)
-        why = "was expired (by commit, rollback or expire())" if expired else "was not loaded"
+        why = (
+            "was expired (by a commit, a rollback, expire() or a bulk UPDATE)"
+            if expired
+            else "was not loaded"
+        )
         if state.session is None:
             fix = (
                 "the object is detached, so attach it first (session.add(obj) or "

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._sql import operators as ops
+from .._sql.dml import update
+from .._sql.elements import and_, bindparam
 from ..exc import ArgumentError, InvalidRequestError
 from .mapper import Mapper, mapper_for_table
 from .state import NO_VALUE, instance_state
@@ -42,6 +44,8 @@ async def execute_update_delete(
             f"synchronize_session must be one of 'auto', 'evaluate', 'fetch' or False, not {mode!r}"
         )
     is_update = isinstance(statement, Update)
+    if is_update and isinstance(params, list) and params:
+        return await _update_by_primary_key(session, connection, mapper, statement, params, mode)
     matches: Callable[[dict[str, Any]], bool] | None = None
     if mode in ("auto", "evaluate"):
         try:
@@ -57,18 +61,23 @@ async def execute_update_delete(
             mode = "fetch"
     if mode == "fetch":
         pk_columns = [mapper.columns[key] for key in mapper.pk_keys]
-        result = await connection.execute(statement.returning(*pk_columns), params)
+        # An UPDATE also returns the values it wrote, to set on the objects.
+        changed = _written_keys(mapper, statement, params) if is_update else []
+        returning = [*pk_columns, *(mapper.columns[key] for key in changed)]
+        result = await connection.execute(statement.returning(*returning), params)
         rows = result.all()
-        keys = [mapper.identity_key(tuple(row)) for row in rows]
-        objects = [
-            obj for obj in (session._identity_map.get(mapper, k) for k in keys) if obj is not None
+        count = len(pk_columns)
+        found = [
+            (obj, row)
+            for row in rows
+            if (obj := session._identity_map.get(mapper, mapper.identity_key(tuple(row[:count]))))
+            is not None
         ]
         if is_update:
-            changed = [mapper.key_of_column(column) for column, _ in statement._values or ()]
-            for obj in objects:
-                session._expire_attributes(instance_state(obj), changed, obj)
+            for obj, row in found:
+                _set_values(session, obj, dict(zip(changed, row[count:], strict=True)))
         else:
-            _remove_deleted(session, objects)
+            _remove_deleted(session, [obj for obj, _ in found])
         from .._engine.result import Result
 
         return Result((), [], rowcount=len(rows))
@@ -89,20 +98,133 @@ async def execute_update_delete(
             # An expired attribute: the object's state is unknown, so expire it whole.
             session._expire_states([instance_state(obj)])
     if is_update:
+        # Columns whose onupdate the UPDATE applied: their new values are not known here.
+        generated = [key for key, _ in mapper.onupdate_columns if key not in new_values]
         for obj in matched:
             values = obj.__dict__
-            state = instance_state(obj)
-            for key, compute in new_values.items():
-                value = compute(values)
-                values[key] = value
-                if state.committed is not None:
-                    state.committed.pop(key, None)
-            if state.committed is not None and not state.committed:
-                state.committed = None
-                session._identity_map.release(state)
+            _set_values(session, obj, {key: compute(values) for key, compute in new_values.items()})
+            if generated:
+                session._expire_attributes(instance_state(obj), generated, obj)
     else:
         _remove_deleted(session, matched)
     return result
+
+
+def _written_keys(mapper: Mapper, statement: Any, params: Any) -> list[str]:
+    """The attribute keys of the columns an UPDATE sets: those of its ``.values()`` (or, with
+    none, the columns its parameters name) and those whose ``onupdate`` it applies."""
+    if statement._values is not None:
+        given = [column for column, _ in statement._values]
+    elif isinstance(params, Mapping):
+        given = [column for column in statement.table.c if column.key in params]
+    else:
+        given = []
+    keys = [mapper.key_of_column(column) for column in given]
+    keys.extend(key for key, _ in mapper.onupdate_columns if key not in keys)
+    return keys
+
+
+def _set_values(session: AsyncSession, obj: Any, new: dict[str, Any]) -> None:
+    """Put the values a bulk UPDATE wrote into an identity-mapped object, as loaded ones."""
+    values = obj.__dict__
+    state = instance_state(obj)
+    for key, value in new.items():
+        values[key] = value
+        if state.committed is not None:
+            state.committed.pop(key, None)
+    if state.expired:
+        state.expired = (state.expired - new.keys()) or None
+    if state.committed is not None and not state.committed:
+        state.committed = None
+        session._identity_map.release(state)
+
+
+async def _update_by_primary_key(
+    session: AsyncSession,
+    connection: AsyncConnection,
+    mapper: Mapper,
+    statement: Any,
+    params: list[dict[str, Any]],
+    mode: Any,
+) -> Result[Any]:
+    """ORM bulk UPDATE by primary key: ``update(Entity)`` with a list of dicts updates, for
+    each dict, the row whose primary key it gives, to its other values (executemany of
+    ``UPDATE … SET … WHERE pk = …``)."""
+    from .._engine.result import Result
+
+    name = mapper.class_.__name__
+    if statement._values or statement._returning:
+        raise InvalidRequestError(
+            f"UPDATE {name} with .values() or .returning() cannot also take a list of "
+            f"parameter dicts; for an UPDATE by primary key pass update({name}) with the "
+            "dicts alone, each giving the primary key and the new values"
+        )
+    if statement._where_criteria and mode is not False:
+        raise InvalidRequestError(
+            f"a bulk UPDATE of {name} by primary key with a WHERE clause cannot keep "
+            "identity-mapped objects in step (rows the WHERE clause leaves out are not "
+            "updated); pass execution_options={'synchronize_session': False}"
+        )
+    columns = mapper.columns
+    groups: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
+    for row in params:
+        keys = tuple(row)
+        unknown = [key for key in keys if key not in columns]
+        if unknown:
+            raise ArgumentError(
+                f"bulk UPDATE of {name}: {', '.join(map(repr, unknown))} are not mapped "
+                f"columns of {name} (its columns are {', '.join(columns)})"
+            )
+        missing = [key for key in mapper.pk_keys if key not in row]
+        if missing:
+            raise InvalidRequestError(
+                f"bulk UPDATE of {name} by primary key: a parameter dict lacks the primary "
+                f"key value {', '.join(map(repr, missing))}; every dict must give it, to "
+                f"name its row: {row!r}"
+            )
+        if not groups or groups[-1][0] != keys:
+            groups.append((keys, []))
+        groups[-1][1].append(row)
+    updated: list[tuple[Any, dict[str, Any]]] = []
+    rowcount = 0
+    pk_keys = mapper.pk_keys
+    for keys, rows in groups:
+        set_keys = [key for key in keys if key not in mapper.pk_key_set]
+        if not set_keys:
+            continue  # nothing to set but the key itself
+        criteria = [columns[key] == bindparam(f"_pk_{key}") for key in pk_keys]
+        grouped = (
+            update(mapper.table)
+            .where(and_(*statement._where_criteria, *criteria))
+            .values({columns[key]: bindparam(f"_set_{key}") for key in set_keys})
+        )
+        result = await connection.execute(
+            grouped,
+            [
+                {
+                    **{f"_pk_{key}": row[key] for key in pk_keys},
+                    **{f"_set_{key}": row[key] for key in set_keys},
+                }
+                for row in rows
+            ],
+        )
+        rowcount += max(result.rowcount, 0)
+        if mode is not False:
+            updated.extend(
+                (mapper.identity_key(tuple(row[key] for key in pk_keys)), row) for row in rows
+            )
+    # Columns with an onupdate the dicts do not give were set by the database: their
+    # objects' values are no longer known.
+    generated = [key for key, _ in mapper.onupdate_columns]
+    for identity, row in updated:
+        obj = session._identity_map.get(mapper, identity)
+        if obj is None:
+            continue
+        _set_values(session, obj, {k: v for k, v in row.items() if k not in mapper.pk_key_set})
+        stale = [key for key in generated if key not in row]
+        if stale:
+            session._expire_attributes(instance_state(obj), stale, obj)
+    return Result((), [], rowcount=rowcount)
 
 
 def _remove_deleted(session: AsyncSession, objects: list[Any]) -> None:

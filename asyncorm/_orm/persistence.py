@@ -315,7 +315,9 @@ def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
 
 def _update_statement(batch: UpdateBatch) -> Any:
     """The UPDATE of ``batch``'s columns by primary key, with its parameter names: the SET
-    ones paired with their keys, the key ones, and all of them in the statement's order."""
+    ones paired with their keys, the key ones, and all of them in the statement's order;
+    and the keys of the columns whose ``onupdate`` the statement applies itself (a SQL
+    expression, or a post-update's defaults), returned after the primary key."""
     mapper = batch.mapper
     set_names = [(f"_set_{key}", key) for key in batch.keys]
     pk_names = [f"_pk_{key}" for key in mapper.pk_keys]
@@ -324,15 +326,23 @@ def _update_statement(batch: UpdateBatch) -> Any:
         .where(_pk_criteria(batch))
         .values({mapper.columns[key]: bindparam(name) for name, key in set_names})
     )
-    return statement, set_names, pk_names, (*(name for name, _ in set_names), *pk_names)
+    generated = tuple(key for key, _ in mapper.onupdate_columns if key not in batch.keys)
+    if generated:
+        columns = mapper.columns
+        statement = statement.returning(*(columns[k] for k in (*mapper.pk_keys, *generated)))
+    names = (*(name for name, _ in set_names), *pk_names)
+    return statement, set_names, pk_names, names, generated
 
 
 async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome) -> None:
     mapper = batch.mapper
-    statement, set_names, pk_names, names = _statement(
+    statement, set_names, pk_names, names, generated = _statement(
         mapper, ("update", batch.keys), lambda: _update_statement(batch)
     )
     keys = batch.keys
+    if generated:
+        await _update_returning(batch, statement, set_names, pk_names, generated, execute, outcome)
+        return
     if not batch.deferred and len(pk_names) == 1:
         # The common case: plain values of persistent rows, found by a one-column key,
         # passed by position as the plan holds them (no parameter dict per row).
@@ -356,6 +366,43 @@ async def _update(batch: UpdateBatch, execute: _Executor, outcome: FlushOutcome)
         outcome.updated.append((state, resolved))
         outcome.written.setdefault(id(state), {}).update(resolved)
     await execute(statement, params)
+
+
+async def _update_returning(
+    batch: UpdateBatch,
+    statement: Any,
+    set_names: list[tuple[str, str]],
+    pk_names: list[str],
+    generated: tuple[str, ...],
+    execute: _Executor,
+    outcome: FlushOutcome,
+) -> None:
+    """An UPDATE that sets columns the database computes: their values come back through
+    RETURNING, matched to the objects by primary key."""
+    mapper = batch.mapper
+    keys = batch.keys
+    pk_keys = mapper.pk_keys
+    resolve = outcome.resolve
+    params: list[dict[str, Any]] = []
+    written: list[tuple[InstanceState, dict[str, Any], tuple[Any, ...]]] = []
+    for state, row in zip(batch.states, batch.rows, strict=True):
+        resolved = outcome.resolve_row(dict(zip(keys, row, strict=False)))
+        param = {name: resolved[key] for name, key in set_names}
+        pk = tuple(resolve(value) for value in mapper.primary_key_of(row[-1]))
+        param.update(zip(pk_names, pk, strict=True))
+        params.append(param)
+        # The key the row has after the UPDATE, which RETURNING gives.
+        new_pk = tuple(resolved.get(k, v) for k, v in zip(pk_keys, pk, strict=True))
+        written.append((state, resolved, new_pk))
+    returned, _ = await execute(statement, params)
+    count = len(pk_keys)
+    by_key = {tuple(r[:count]): r[count:] for r in returned}
+    for state, resolved, new_pk in written:
+        values = by_key.get(new_pk)
+        if values is not None:
+            resolved = {**resolved, **dict(zip(generated, values, strict=True))}
+        outcome.updated.append((state, resolved))
+        outcome.written.setdefault(id(state), {}).update(resolved)
 
 
 async def _associate(batch: AssociationBatch, execute: _Executor, outcome: FlushOutcome) -> None:

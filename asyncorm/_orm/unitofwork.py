@@ -20,7 +20,7 @@ from .mapper import group_by_mapper
 from .state import NO_VALUE, InstanceState
 
 if TYPE_CHECKING:
-    from .._sql.schema import Column, Table
+    from .._sql.schema import Column, ColumnDefault, Table
     from .mapper import Mapper
 
 
@@ -154,6 +154,12 @@ def sort_tables(tables: Iterable[Table]) -> list[Table]:
     return ordered
 
 
+def in_sql(generator: ColumnDefault | None) -> bool:
+    """Whether a ``default`` / ``onupdate`` is a SQL expression, which the statement renders
+    (rather than a value the flush computes and sends)."""
+    return generator is not None and generator.is_clause_element
+
+
 def default_value(column: Column[Any], kind: str) -> Any:
     generator = column.default if kind == "default" else column.onupdate
     if generator is None:
@@ -240,7 +246,8 @@ def _add_insert(
         returning = tuple(
             key
             for key, column in mapper.columns.items()
-            if key not in row and (column.primary_key or column.server_default is not None)
+            if key not in row
+            and (column.primary_key or column.server_default is not None or in_sql(column.default))
         )
         batch = inserts[(mapper, keys, depth)] = InsertBatch(mapper, keys, returning)
     batch.states.append(state)
@@ -287,7 +294,9 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
             row = {key: values[key] for key in column_keys if key in values}
             if len(row) < len(column_keys):
                 for key, column in mapper.defaulted_columns:
-                    if key not in row:
+                    # A SQL expression is left to the INSERT, which renders it; its value
+                    # comes back through RETURNING (see ``_add_insert``).
+                    if key not in row and not in_sql(column.default):
                         row[key] = default_value(column, "default")
             if mapper.is_self_referential:
                 new_rows[id(state)] = row
@@ -312,7 +321,9 @@ def plan_flush(changes: FlushChanges) -> FlushPlan:
         mapper = state.mapper
         if phase == 0:
             for key, column in mapper.onupdate_columns:
-                if key not in changed:
+                # A SQL expression is left to the UPDATE, which renders it; its value comes
+                # back through RETURNING (see persistence's ``_update_statement``).
+                if key not in changed and not in_sql(column.onupdate):
                     changed[key] = default_value(column, "onupdate")
         keys = tuple(changed)
         batch = updates.get((phase, mapper, keys))

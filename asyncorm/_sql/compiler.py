@@ -779,10 +779,8 @@ class SQLCompiler:
 
     def _parameter_value(self, column: Column[Any], default: ColumnDefault | None) -> str:
         if default is not None and default.is_clause_element:
-            raise ArgumentError(
-                f"column {column._origin} has a SQL-expression default; give the statement "
-                ".values() to use it"
-            )
+            # The value is given: a SQL expression cannot stand in for it row by row.
+            default = None
         number, slot = self._add_slot(
             None, name=column.key, default=default, type_=column.type, origin=column._origin
         )

@@ -438,6 +438,8 @@ async def test_post_update_cycle(db: Database) -> None:
         id: Mapped[int] = mapped_column(primary_key=True)
         # No database-level constraint: two tables referencing each other need ALTER TABLE.
         best_pet_id: Mapped[int | None]
+        # Set by the post-update's UPDATE, which returns it.
+        edits: Mapped[str | None] = mapped_column(String(20), onupdate="post-updated")
         best_pet: Mapped[Any] = relationship(
             "Pet",
             primaryjoin="Person.best_pet_id == Pet.id",
@@ -461,6 +463,8 @@ async def test_post_update_cycle(db: Database) -> None:
         pet = Pet(owner=person)
         person.best_pet = pet
         session.add(person)
+        await session.flush()
+        assert person.edits == "post-updated"
         await session.commit()
         statement = select(Person.best_pet_id, Pet.owner_id).join(Pet, Pet.owner_id == Person.id)
         row = (await session.execute(statement)).one()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import gc
 import pickle
 from collections.abc import AsyncIterator
@@ -362,6 +363,110 @@ async def test_default_and_onupdate_values_reach_row_and_object(orm_engine: Asyn
         await session.commit()
         rows = (await session.execute(select(Ticket.title, Ticket.state).order_by(Ticket.id))).all()
         assert [tuple(row) for row in rows] == [("a2", "edited"), ("b", "new")]
+
+
+class _SqlDefaultsBase(asyncorm.DeclarativeBase):
+    pass
+
+
+class Stamped(_SqlDefaultsBase):
+    """SQL-expression ``default`` and ``onupdate`` values, computed by the database."""
+
+    __tablename__ = "stamped"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(50))
+    created: Mapped[datetime.datetime | None] = mapped_column(
+        asyncorm.DateTime(timezone=True), default=func.now()
+    )
+    code: Mapped[str | None] = mapped_column(String(20), default=func.upper("new"))
+    updated: Mapped[datetime.datetime | None] = mapped_column(
+        asyncorm.DateTime(timezone=True), onupdate=func.now()
+    )
+    label: Mapped[str | None] = mapped_column(String(20), onupdate=func.upper("edited"))
+
+
+@pytest.fixture
+async def stamped_engine(db: Database) -> AsyncIterator[AsyncEngine]:
+    engine = db.make_engine()
+    await _SqlDefaultsBase.metadata.create_all(engine)
+    yield engine
+
+
+async def test_sql_expression_onupdate_is_rendered_and_returned(
+    stamped_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(stamped_engine, expire_on_commit=False) as session:
+        docs = [Stamped(title="a"), Stamped(title="b"), Stamped(title="c")]
+        session.add_all(docs)
+        await session.flush()
+        assert [(d.updated, d.label) for d in docs] == [(None, None)] * 3
+        docs[0].title = "a2"
+        await session.flush()  # one UPDATE: SET updated = now(), label = upper('edited')
+        assert isinstance(docs[0].updated, datetime.datetime) and docs[0].label == "EDITED"
+        assert docs[1].updated is None and docs[1].label is None
+        docs[1].title = "b2"
+        docs[2].title = "c2"
+        docs[2].label = "mine"  # a value given wins over the onupdate
+        await session.flush()  # two batches, one of two rows
+        assert isinstance(docs[1].updated, datetime.datetime) and docs[1].label == "EDITED"
+        assert isinstance(docs[2].updated, datetime.datetime) and docs[2].label == "mine"
+        assert not any(asyncorm.inspect(d).modified for d in docs)
+        docs[0].title = "a3"
+        docs[0].label = None
+        await session.commit()  # the UPDATE that carries the COMMIT returns the value too
+        assert docs[0].label is None and isinstance(docs[0].updated, datetime.datetime)
+    async with AsyncSession(stamped_engine) as session:
+        rows = (
+            await session.execute(select(Stamped.title, Stamped.label).order_by(Stamped.id))
+        ).all()
+        assert [tuple(row) for row in rows] == [("a3", None), ("b2", "EDITED"), ("c2", "mine")]
+        stored = (await session.scalars(select(Stamped.updated))).all()
+        assert all(isinstance(value, datetime.datetime) for value in stored)
+
+
+async def test_sql_expression_default_is_rendered_and_returned(
+    stamped_engine: AsyncEngine,
+) -> None:
+    when = datetime.datetime(2020, 1, 2, tzinfo=datetime.UTC)
+    async with AsyncSession(stamped_engine, expire_on_commit=False) as session:
+        # Several rows (one multi-row INSERT … RETURNING), one row, rows with their keys
+        # given, and a row giving the values itself.
+        docs = [Stamped(title="a"), Stamped(title="b"), Stamped(title="c", code="own")]
+        session.add_all(docs)
+        await session.flush()
+        one = Stamped(title="d")
+        session.add(one)
+        await session.flush()
+        keyed = [Stamped(id=100, title="e"), Stamped(id=101, title="f", created=when)]
+        session.add_all(keyed)
+        await session.flush()
+        for doc in [*docs, one, *keyed]:
+            assert isinstance(doc.created, datetime.datetime)
+            assert not asyncorm.inspect(doc).expired_attributes
+        assert [d.code for d in [*docs, one, *keyed]] == ["NEW", "NEW", "own", "NEW", "NEW", "NEW"]
+        assert keyed[1].created == when
+        last = Stamped(title="g", code="mine", created=when)  # every value given
+        session.add(last)
+        await session.commit()  # the INSERT that carries the COMMIT
+        assert last.id is not None and last.code == "mine" and last.created == when
+    async with AsyncSession(stamped_engine) as session:
+        # ORM bulk INSERT and Core: rows that leave the column out get the expression.
+        await session.execute(insert(Stamped), [{"title": "bulk 1"}, {"title": "bulk 2"}])
+        await session.execute(insert(Stamped), {"title": "bulk 3", "code": "given"})
+        await session.commit()
+        rows = (
+            await session.execute(
+                select(Stamped.title, Stamped.code, Stamped.created.is_(None)).where(
+                    Stamped.title.startswith("bulk")
+                )
+            )
+        ).all()
+        assert sorted(tuple(row) for row in rows) == [
+            ("bulk 1", "NEW", False),
+            ("bulk 2", "NEW", False),
+            ("bulk 3", "given", False),
+        ]
+        assert await session.scalar(select(func.count()).where(Stamped.created.is_(None))) == 0
 
 
 async def test_composite_primary_key_identity(orm_engine: AsyncEngine) -> None:
@@ -745,10 +850,7 @@ async def test_bulk_insert_update_delete_keep_identity_map_in_step(
             update(User).where(User.id >= users[3].id).values(fullname="high"),
             execution_options={"synchronize_session": "fetch"},
         )
-        with pytest.raises(sa_exc.UnloadedAttributeError):
-            _ = users[3].fullname
-        await session.refresh(users[3])
-        assert users[3].fullname == "high"
+        assert users[3].fullname == "high" and users[4].fullname == "high"  # fetched
         await session.execute(delete(User).where(User.fullname == "u0"))
         assert users[0] not in session
         await session.execute(
@@ -758,6 +860,103 @@ async def test_bulk_insert_update_delete_keep_identity_map_in_step(
         assert users[3] not in session and users[4] not in session
         await session.commit()
     assert await count_users(orm_engine) == 2
+
+
+async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
+        tickets = (await session.scalars(select(Ticket).order_by(Ticket.id))).all()
+        tickets[2].title = "pending"
+        await session.flush()
+        # An expression: the values come back through RETURNING, the onupdate's too.
+        await session.execute(
+            update(Ticket).where(Ticket.id < tickets[2].id).values(title=Ticket.title + "!"),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert [(t.title, t.state) for t in tickets] == [
+            ("a!", "edited"),
+            ("b!", "edited"),
+            ("pending", "edited"),
+        ]
+        assert not any(asyncorm.inspect(t).expired_attributes for t in tickets)
+        assert not any(asyncorm.inspect(t).modified for t in tickets)
+        # "auto" falls back to fetching when the WHERE clause cannot be evaluated.
+        await session.execute(
+            update(Ticket).where(Ticket.title.startswith("a")).values(title="A"),
+        )
+        assert tickets[0].title == "A"
+        # Parameters instead of .values(): the columns they name are fetched.
+        await session.execute(
+            update(Ticket).where(Ticket.id == tickets[1].id),
+            {"title": "B"},
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert tickets[1].title == "B"
+        # "evaluate" computes the values it sets; the onupdate's is the database's, so the
+        # attribute is expired, and the error says a bulk UPDATE may have done it.
+        await session.execute(
+            update(Ticket).where(Ticket.id == tickets[2].id).values(title="C"),
+            execution_options={"synchronize_session": "evaluate"},
+        )
+        assert tickets[2].title == "C"
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="bulk UPDATE"):
+            _ = tickets[2].state
+        await session.commit()
+        rows = (await session.execute(select(Ticket.title).order_by(Ticket.id))).scalars().all()
+        assert rows == ["A", "B", "C"]
+
+
+async def test_bulk_update_by_primary_key_updates_only_the_rows_named(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(User), [{"fullname": n} for n in "abc"])
+        await session.execute(insert(Seat), [{"row": 1, "number": 1, "holder": "x"}])
+        await session.execute(insert(Ticket), [{"title": "t"}])
+        users = (await session.scalars(select(User).order_by(User.id))).all()
+        ids = [u.id for u in users]
+        await session.execute(
+            update(User), [{"id": ids[1], "fullname": "B"}, {"id": ids[2], "fullname": "C"}]
+        )
+        assert [u.fullname for u in users] == ["a", "B", "C"]  # identity map kept in step
+        assert not any(asyncorm.inspect(u).modified for u in users)
+        # A key that names no row updates nothing (no UPDATE without a WHERE clause).
+        await session.execute(update(Seat), [{"row": 1, "number": 9, "holder": "nope"}])
+        await session.execute(update(Seat), [{"row": 1, "number": 1, "holder": "y"}])
+        # A column with an onupdate the dicts leave out is set by the database: expired.
+        ticket = await session.scalar(select(Ticket))
+        assert ticket is not None
+        await session.execute(update(Ticket), [{"id": ticket.id, "title": "t2"}])
+        assert ticket.title == "t2"
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = ticket.state
+        with pytest.raises(sa_exc.InvalidRequestError, match="lacks the primary key value 'id'"):
+            await session.execute(update(User), [{"fullname": "no key"}])
+        with pytest.raises(sa_exc.InvalidRequestError, match="'number'"):
+            await session.execute(update(Seat), [{"row": 1, "holder": "no key"}])
+        with pytest.raises(sa_exc.InvalidRequestError, match="synchronize_session"):
+            await session.execute(
+                update(User).where(User.fullname == "B"), [{"id": ids[0], "fullname": "A"}]
+            )
+        # With synchronize_session=False the WHERE clause narrows each row's UPDATE.
+        await session.execute(
+            update(User).where(User.fullname == "B"),
+            [{"id": ids[0], "fullname": "A"}, {"id": ids[1], "fullname": "B2"}],
+            execution_options={"synchronize_session": False},
+        )
+        await session.commit()
+        rows = (await session.execute(select(User.id, User.fullname).order_by(User.id))).all()
+        assert [tuple(row) for row in rows] == [(ids[0], "a"), (ids[1], "B2"), (ids[2], "C")]
+        seats = (await session.execute(select(Seat.row, Seat.number, Seat.holder))).all()
+        assert [tuple(row) for row in seats] == [(1, 1, "y")]
+        tickets = (await session.execute(select(Ticket.title, Ticket.state))).all()
+        assert [tuple(row) for row in tickets] == [("t2", "edited")]
+    # Core keeps its own meaning: an UPDATE without WHERE, run once per parameter set.
+    async with orm_engine.begin() as conn:
+        table = User.__table__
+        await conn.execute(update(table), [{"fullname": "all"}])
+        names = (await conn.execute(select(table.c.fullname))).scalars().all()
+        assert set(names) == {"all"}
 
 
 async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:

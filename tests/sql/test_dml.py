@@ -148,6 +148,29 @@ async def test_python_defaults_and_onupdate(db: Any) -> None:
         assert created is not None and created.tzinfo is not None
 
 
+async def test_sql_expression_default_given_or_rendered(db: Any) -> None:
+    metadata = MetaData()
+    items = Table(
+        "items",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("code", String(20), default=func.upper("new")),
+    )
+    engine = db.make_engine()
+    await metadata.create_all(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(items), [{"id": 1}, {"id": 2}])  # rendered: upper('new')
+        await conn.execute(insert(items), {"id": 3, "code": "given"})  # a value wins
+        await conn.execute(insert(items), [{"id": 4, "code": "a"}, {"id": 5, "code": "b"}])
+        with pytest.raises(ArgumentError, match="'code'"):
+            # The first row's columns shape the statement: the expression cannot stand in
+            # for a later row's missing value.
+            await conn.execute(insert(items), [{"id": 6, "code": "c"}, {"id": 7}])
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(items.c.id, items.c.code).order_by(items.c.id))).all()
+        assert rows == [(1, "NEW"), (2, "NEW"), (3, "given"), (4, "a"), (5, "b")]
+
+
 async def test_update_values_and_arithmetic(conn: AsyncConnection, schema: Schema) -> None:
     users = schema.users
     result = await conn.execute(
