@@ -8,6 +8,7 @@ unless ``ASYNCORM_REQUIRE_POSTGRES=1`` (as in CI), which turns that into a failu
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -116,3 +117,30 @@ async def engine(db: Database) -> AsyncEngine:
 
 
 EngineFactory = Callable[..., AsyncEngine]
+
+
+async def cancel_repeatedly(task: asyncio.Task[Any], times: int) -> None:
+    """Cancel ``task`` ``times`` times, one event-loop iteration apart, as nested timeouts or
+    a task group's teardown do (the later cancellations land in the task's cleanup), and
+    wait until it is done."""
+    for _ in range(times):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.sleep(0)
+    await asyncio.wait([task])
+
+
+async def idle_in_transaction(pid: int) -> bool:
+    """Whether PostgreSQL backend ``pid`` still sits in an open transaction; waits up to a
+    second for a backend whose client has gone to notice."""
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        for _ in range(100):
+            state = await admin.fetchval("SELECT state FROM pg_stat_activity WHERE pid = $1", pid)
+            if state is None or not state.startswith("idle in transaction"):
+                return False
+            await asyncio.sleep(0.01)
+        return True
+    finally:
+        await admin.close()

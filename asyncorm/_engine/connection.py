@@ -5,10 +5,13 @@ the first ``execute()`` (or ``begin_nested()``) checks one out and emits BEGIN, 
 ``commit()``, ``rollback()`` or ``close()`` give it back. ``begin()`` itself does no I/O.
 
 Cleanup survives cancellation: ROLLBACK and the return to the pool run shielded, with a
-timeout after which the connection is terminated. When a statement is interrupted half-way
-(the task was cancelled, or the connection died) the pooled connection is given back at
-once (the pool rolls it back or discards it) and the connection refuses further statements
-until ``rollback()`` acknowledges that the transaction is gone.
+timeout after which the connection is terminated. A shield does not stop asyncio's
+``task.cancel()``: a ROLLBACK it interrupts leaves the connection interrupted, and the
+pool's reset, which runs to its end however often the task is cancelled, cleans it up.
+When a statement is interrupted half-way (the task was cancelled, or the connection died)
+the pooled connection is given back at once (the pool rolls it back or discards it) and
+the connection refuses further statements until ``rollback()`` acknowledges that the
+transaction is gone.
 """
 
 from __future__ import annotations

@@ -18,10 +18,12 @@ Cancellation
 ------------
 A task cancelled while it waits leaves the queue, and anything handed to it in the same
 instant is passed on. A task cancelled while it holds a connection releases it through
-:meth:`Pool.release`, whose reset runs shielded (``move_on_after(..., shield=True)``): an
-open transaction is rolled back before the connection is reused; a connection whose call
-was interrupted, that fails to reset, or whose reset outlasts the timeout is terminated,
-never reused.
+:meth:`Pool.release`, whose reset runs to its end however often the task is cancelled
+meanwhile (in a task of its own: an anyio shield does not stop asyncio's
+``task.cancel()``), within ``RESET_TIMEOUT``: an open transaction is rolled back before the
+connection is reused; a connection whose call was interrupted, that fails to reset, or
+whose reset outlasts the timeout is terminated, never reused. Either way the connection
+leaves the checked-out set before a cancellation that arrived meanwhile is raised.
 """
 
 from __future__ import annotations
@@ -87,6 +89,46 @@ class _Waiter:
         self.task = task
         self.event = anyio.Event()
         self.granted: PooledConnection | None = None
+
+
+async def _reset(driver: DriverConnection) -> tuple[bool, BaseException | None]:
+    """``driver.reset()`` run to its end: whether the connection may be reused, and the
+    cancellation of the calling task that arrived meanwhile, for the caller to raise once
+    the connection is accounted for.
+
+    An anyio shield keeps anyio's cancellation out, but not asyncio's: ``task.cancel()``
+    (``asyncio.timeout``, a ``TaskGroup``'s teardown, a second cancellation of a task
+    already cleaning up) interrupts whatever the task awaits, shielded or not. So the
+    reset runs in a task of its own, which no cancellation of the caller reaches, and the
+    caller waits for it, up to ``RESET_TIMEOUT`` seconds, however often it is cancelled
+    meanwhile. A reset that fails or times out means the connection is not reused.
+    Only an interrupted connection, or one released with its transaction open, is reset
+    (a COMMIT or ROLLBACK that went through leaves nothing to do), so the extra task is
+    never on the path of a normal commit or rollback.
+    """
+    reset = asyncio.ensure_future(driver.reset())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RESET_TIMEOUT
+    cancelled: BaseException | None = None
+    with anyio.CancelScope(shield=True):
+        while not reset.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                reset.cancel()
+                reset.add_done_callback(_retrieve)
+                return False, cancelled
+            try:
+                await asyncio.wait([reset], timeout=remaining)
+            except asyncio.CancelledError as error:
+                cancelled = error
+    if reset.cancelled() or reset.exception() is not None:
+        return False, cancelled  # a connection that cannot be reset is not reused
+    return reset.result(), cancelled
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so that asyncio does not log it as lost
 
 
 class Pool:
@@ -355,13 +397,9 @@ class Pool:
             self._forget(record)
             return
         usable = not discard and not driver.is_closed
+        cancelled: BaseException | None = None
         if usable and (driver.interrupted or driver.in_transaction):
-            usable = False
-            with anyio.move_on_after(RESET_TIMEOUT, shield=True):
-                try:
-                    usable = await driver.reset()
-                except exc.DBAPIError:
-                    usable = False
+            usable, cancelled = await _reset(driver)
         self._out.pop(id(record), None)
         record.holder = None
         keep = (
@@ -372,18 +410,24 @@ class Pool:
         if keep:
             self._idle.append(record)
             self._hand_over()
-            return
-        record.driver = None
-        self._open -= 1
-        self._hand_over()
-        await self._close_driver(driver, graceful=usable)
+        else:
+            record.driver = None
+            self._open -= 1
+            self._hand_over()
+            await self._close_driver(driver, graceful=usable and cancelled is None)
+        if cancelled is not None:
+            raise cancelled  # the caller's cancellation, held back while the reset ran
 
     async def _close_driver(self, driver: DriverConnection, *, graceful: bool) -> None:
         if not graceful:
             driver.terminate()
             return
-        with anyio.move_on_after(RESET_TIMEOUT, shield=True) as scope:
-            await driver.close()
+        try:
+            with anyio.move_on_after(RESET_TIMEOUT, shield=True) as scope:
+                await driver.close()
+        except BaseException:
+            driver.terminate()  # cancelled by asyncio, which a shield does not stop
+            raise
         if scope.cancelled_caught:
             driver.terminate()
 

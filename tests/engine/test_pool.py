@@ -7,6 +7,7 @@ means one holder there and ``pool_size`` holders on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 import time
@@ -17,8 +18,9 @@ import pytest
 
 from asyncorm import AsyncEngine, create_engine, exc, text
 from asyncorm._drivers.asyncpg import AsyncpgConnection
+from asyncorm._engine import pool as pool_module
 
-from ..conftest import POSTGRES_URL, Database
+from ..conftest import POSTGRES_URL, Database, cancel_repeatedly, idle_in_transaction
 from ._helpers import count_items, create_items, only_postgresql
 
 pytestmark = pytest.mark.anyio
@@ -246,6 +248,82 @@ async def test_cancelled_mid_statement_discards_or_resets_connection(db: Databas
         await conn.rollback()
         assert await conn.scalar(text("SELECT count(*) FROM items")) == 0
     assert engine.pool.status()["checked_out"] == 0
+
+
+@pytest.mark.parametrize("cancels", [1, 2, 3, 5])
+@pytest.mark.parametrize("first", ["task.cancel()", "cancel scope"])
+async def test_task_cancelled_again_and_again_gives_its_connection_back(
+    db: Database, cancels: int, first: str
+) -> None:
+    """However often a task holding a connection is cancelled (nested timeouts, a task
+    group's teardown, a cleanup that is cancelled in turn), and whether the first
+    cancellation is asyncio's or an anyio cancel scope's, the transaction is rolled back
+    and the connection returned."""
+    engine = db.make_engine()
+    await create_items(engine)
+    scope = anyio.CancelScope()
+    holding = anyio.Event()
+    pids: list[int] = []
+
+    async def holder() -> None:
+        with scope:
+            async with engine.connect() as conn:
+                await conn.execute(INSERT, {"id": 1, "name": "gone"})
+                if db.is_postgresql:
+                    pids.append(await conn.scalar(text("SELECT pg_backend_pid()")))
+                holding.set()
+                await anyio.sleep_forever()
+
+    task = asyncio.create_task(holder())
+    await holding.wait()
+    if first == "cancel scope":
+        scope.cancel()
+        await asyncio.sleep(0)
+        cancels -= 1
+    await cancel_repeatedly(task, cancels)
+    assert task.done()
+    assert engine.pool.status()["checked_out"] == 0
+    assert await count_items(engine) == 0  # rolled back, and the engine still works
+    assert engine.pool.status()["checked_out"] == 0
+    if pids:
+        assert not await idle_in_transaction(pids[0])
+
+
+async def test_reset_outlasting_its_timeout_discards_the_connection(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reset that hangs gets RESET_TIMEOUT seconds however often its task is cancelled
+    meanwhile; then the connection is terminated, its slot freed, and it is never reused."""
+    monkeypatch.setattr(pool_module, "RESET_TIMEOUT", 0.3)
+    engine = db.make_engine()
+    await create_items(engine)
+    holding = anyio.Event()
+    drivers: list[Any] = []
+
+    async def holder() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(INSERT, {"id": 1, "name": "gone"})
+            drivers.append(conn._driver)
+            holding.set()
+            await anyio.sleep_forever()
+
+    async def hang(self: Any) -> bool:
+        await anyio.sleep_forever()
+        return True
+
+    task = asyncio.create_task(holder())
+    await holding.wait()
+    monkeypatch.setattr(type(drivers[0]), "reset", hang)
+    started = time.monotonic()
+    # The second cancellation interrupts the ROLLBACK, so the pool resets the connection;
+    # the others land in that reset.
+    await cancel_repeatedly(task, 5)
+    assert 0.25 < time.monotonic() - started < 5
+    assert task.cancelled()
+    assert drivers[0].is_closed
+    assert engine.pool.status()["checked_out"] == 0
+    monkeypatch.undo()
+    assert await count_items(engine) == 0  # on a new connection
 
 
 async def test_cancelled_while_waiting_for_a_connection(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import anyio
@@ -10,7 +11,7 @@ import pytest
 
 from asyncorm import AsyncEngine, create_engine, exc, text
 
-from ..conftest import Database
+from ..conftest import Database, cancel_repeatedly
 from ._helpers import only_sqlite
 
 pytestmark = pytest.mark.anyio
@@ -111,6 +112,32 @@ async def test_memory_database_survives_recycle_setting() -> None:
         await anyio.sleep(0.05)
         async with engine.connect() as conn:
             await conn.execute(text("SELECT * FROM t"))  # the table is still there
+    finally:
+        await engine.dispose()
+
+
+async def test_memory_database_survives_a_task_cancelled_again_and_again() -> None:
+    """The one connection of a memory database is rolled back, not thrown away (with the
+    database), however often the task holding it is cancelled while it cleans up."""
+    engine = await _memory_engine("sqlite:///:memory:", pool_timeout=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (id) VALUES (1)"))
+        holding = anyio.Event()
+
+        async def holder() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("INSERT INTO t (id) VALUES (99)"))
+                holding.set()
+                await anyio.sleep_forever()
+
+        task = asyncio.create_task(holder())
+        await holding.wait()
+        await cancel_repeatedly(task, 5)
+        assert engine.pool.status()["checked_out"] == 0
+        async with engine.connect() as conn:
+            # The insert was rolled back; the committed row (the database) is still there.
+            assert (await conn.execute(text("SELECT id FROM t"))).scalars().all() == [1]
     finally:
         await engine.dispose()
 

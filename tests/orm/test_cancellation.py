@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 
 from asyncorm import AsyncSession, func, inspect, select, text
 
-from ..conftest import Database
+from ..conftest import Database, cancel_repeatedly, idle_in_transaction
 from .models import Base, User
 
 pytestmark = pytest.mark.anyio
@@ -88,3 +90,38 @@ async def test_commit_cancelled_inside_its_one_statement_commits_nothing(db: Dat
         await session.commit()
         names = (await session.scalars(select(User.fullname))).all()
         assert names == ["after the cancellation"]
+
+
+@pytest.mark.parametrize("cancels", [1, 2, 3, 5])
+async def test_session_cancelled_again_and_again_gives_its_connection_back(
+    db: Database, cancels: int
+) -> None:
+    """A task holding a session with flushed changes, cancelled again while it cleans up
+    (nested timeouts, a task group's teardown): the changes are rolled back and the
+    connection is returned, so the engine (on SQLite: its one connection) stays usable."""
+    engine = db.make_engine(pool_timeout=5)
+    await Base.metadata.create_all(engine)
+    holding = anyio.Event()
+    pids: list[int] = []
+
+    async def holder() -> None:
+        async with AsyncSession(engine) as session:
+            session.add(User(fullname="never committed"))
+            await session.flush()
+            if db.is_postgresql:
+                pids.append(await session.scalar(text("SELECT pg_backend_pid()")))
+            holding.set()
+            await anyio.sleep_forever()
+
+    task = asyncio.create_task(holder())
+    await holding.wait()
+    await cancel_repeatedly(task, cancels)
+    assert task.cancelled()
+    assert engine.pool.status()["checked_out"] == 0
+    async with AsyncSession(engine) as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 0
+        session.add(User(fullname="after the cancellations"))
+        await session.commit()
+    assert engine.pool.status()["checked_out"] == 0
+    if pids:
+        assert not await idle_in_transaction(pids[0])
