@@ -383,7 +383,7 @@ class AsyncConnection:
             driver = await self._acquire()
             self._savepoint_seq += 1
             name = f"asyncorm_sp_{self._savepoint_seq}"
-            await self._timed(driver.savepoint(name), f"SAVEPOINT {name}")
+            await self._savepoint_call(driver, driver.savepoint(name), f"SAVEPOINT {name}")
             transaction._name = name
             self._savepoints.append(transaction)
         finally:
@@ -420,12 +420,28 @@ class AsyncConnection:
                 self._check_usable()
             return
         if commit:
-            await self._timed(driver.release_savepoint(name), f"RELEASE SAVEPOINT {name}")
+            release = driver.release_savepoint(name)
+            await self._savepoint_call(driver, release, f"RELEASE SAVEPOINT {name}")
             return
         with anyio.move_on_after(RESET_TIMEOUT, shield=True) as scope:
-            await self._timed(driver.rollback_to_savepoint(name), f"ROLLBACK TO SAVEPOINT {name}")
+            rollback = driver.rollback_to_savepoint(name)
+            await self._savepoint_call(driver, rollback, f"ROLLBACK TO SAVEPOINT {name}")
         if scope.cancelled_caught:
             await self._lose_connection("ROLLBACK TO SAVEPOINT timed out")
+
+    async def _savepoint_call(
+        self, driver: DriverConnection, call: Awaitable[None], sql: str
+    ) -> None:
+        """A SAVEPOINT statement; one that was cut short (asyncio's ``task.cancel()`` passes
+        anyio's shield) leaves the transaction in a state nobody knows, so it is lost: a
+        later ``commit()`` refuses instead of committing whatever the server kept."""
+        try:
+            await self._timed(call, sql)
+        except BaseException:
+            if driver.interrupted or driver.is_closed:
+                with anyio.CancelScope(shield=True):
+                    await self._lose_connection(f"{sql} was interrupted")
+            raise
 
     async def _finish(self, *, commit: bool, committed: bool = False) -> None:
         """End the root transaction (COMMIT or ROLLBACK) and give the connection back;

@@ -3,7 +3,9 @@ savepoints, streaming, events, echo, errors."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import anyio
@@ -278,6 +280,51 @@ async def test_savepoint_recovers_from_an_error(engine: AsyncEngine) -> None:
                 await conn.execute(INSERT, {"id": 1, "name": "dup", "qty": 1})
         await conn.execute(INSERT, {"id": 2, "name": "b", "qty": 1})
     assert await count_items(engine) == 2
+
+
+async def test_a_savepoint_rollback_cut_short_loses_the_transaction(
+    engine: AsyncEngine, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncio's task.cancel() passes anyio's shield: if it lands inside ROLLBACK TO
+    # SAVEPOINT, what the server kept is unknown, so commit() must refuse, not "succeed".
+    async def slow_rollback_to(driver: Any, name: str) -> None:
+        if db.is_postgresql:
+            await driver._simple(f"SELECT pg_sleep(0.3); ROLLBACK TO SAVEPOINT {name}")
+        else:
+
+            def slow(raw: Any) -> None:
+                time.sleep(0.3)
+                raw.execute(f"ROLLBACK TO SAVEPOINT {name}").close()
+
+            await driver._call(slow, driver._raw, sql=None)
+
+    async with engine.connect() as conn:
+        await conn.execute(INSERT, {"id": 1, "name": "a", "qty": 1})  # the driver is open
+        monkeypatch.setattr(type(conn._driver), "rollback_to_savepoint", slow_rollback_to)
+    outcome: dict[str, Any] = {}
+
+    async def work() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(INSERT, {"id": 2, "name": "b", "qty": 1})
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(INSERT, {"id": 3, "name": "c", "qty": 1})
+                    raise ValueError
+            except BaseException as error:  # the cancellation, caught as careless code does
+                outcome["caught"] = type(error).__name__
+            try:
+                await conn.commit()
+            except exc.InvalidRequestError as error:
+                outcome["commit"] = str(error)
+
+    task = asyncio.create_task(work())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.wait([task])
+    assert outcome["caught"] == "CancelledError"
+    assert "ROLLBACK TO SAVEPOINT asyncorm_sp_1 was interrupted" in outcome["commit"]
+    assert await count_items(engine) == 0
+    assert engine.pool.status()["checked_out"] == 0
 
 
 async def test_connection_is_taken_lazily_and_given_back(engine: AsyncEngine) -> None:
