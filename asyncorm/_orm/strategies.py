@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._sql.elements import UnaryExpression, and_
+from .._sql.elements import LabelReference, UnaryExpression, and_
 from .._sql.selectable import select
 from ..exc import ArgumentError
 from .relationships import (
@@ -116,14 +116,78 @@ def effective_steps(entity_mapper: Any, options: Sequence[Any]) -> list[tuple[_S
     return paths
 
 
+def multiplies_rows(paths: list[tuple[_Step, ...]]) -> bool:
+    """Whether joining these paths' first steps repeats the parent row (a joined collection)."""
+    return any(path[0].strategy == "joined" and path[0].relationship.uselist for path in paths)
+
+
+def limits_rows(statement: Any) -> bool:
+    """Whether the statement's rows are counted or merged (LIMIT, OFFSET, DISTINCT, GROUP BY),
+    so that a joined collection must not multiply them."""
+    return (
+        statement._limit is not None
+        or statement._offset is not None
+        or statement._distinct
+        or bool(statement._group_by)
+    )
+
+
+def wrap_in_subquery(statement: Any) -> tuple[Any, Any]:
+    """``SELECT <the statement's columns> FROM (statement) AS anon ORDER BY <its order>``.
+
+    Joined collections are then joined to the subquery, so that LIMIT/OFFSET/DISTINCT/GROUP
+    BY count the parents, not the joined rows. The result has the statement's columns in the
+    same positions; the ORDER BY is repeated outside, so the parents keep their order
+    (an ORDER BY expression that is not a selected column is added to the subquery).
+    """
+    width = len(statement._expanded_columns)
+    selected = {id(column) for column in statement._expanded_columns}
+    extra: list[Any] = []
+    for item in statement._order_by:
+        element = item.element if isinstance(item, UnaryExpression) else item
+        if isinstance(element, LabelReference) or id(element) in selected:
+            continue
+        extra.append(element.label(f"order_{len(extra) + 1}"))
+    inner = statement.add_columns(*extra) if extra else statement
+    subquery = inner.subquery()
+    columns = list(subquery.c)
+    outer: Any = select(*columns[:width])
+    labels = iter(columns[width:])
+    order = []
+    for item in statement._order_by:
+        element = item.element if isinstance(item, UnaryExpression) else item
+        if isinstance(element, LabelReference):
+            outer_element = subquery.c[element.name]
+        elif id(element) in selected:
+            outer_element = subquery.corresponding_column(element)
+        else:
+            outer_element = next(labels)
+        assert outer_element is not None
+        order.append(
+            UnaryExpression(outer_element, operator=item.operator, modifier=item.modifier)
+            if isinstance(item, UnaryExpression)
+            else outer_element
+        )
+    return outer.order_by(*order) if order else outer, subquery
+
+
 def add_joined_loads(
-    statement: Any, mapper: Any, paths: list[tuple[_Step, ...]]
+    statement: Any, mapper: Any, paths: list[tuple[_Step, ...]], parent_from: Any = None
 ) -> tuple[Any, list[tuple[Relationship[Any], tuple[int, int], bool]]]:
     """Add JOINs and columns for the first step of each joined path.
 
+    ``parent_from`` is the subquery the parents are selected from, when the statement was
+    wrapped by :func:`wrap_in_subquery`; the ON clauses then refer to its columns.
     Returns the new statement and, per joined relationship, the span of its columns.
     """
     joined: list[tuple[Relationship[Any], tuple[int, int], bool]] = []
+
+    def parent_column(column: Any) -> Any:
+        if parent_from is None:
+            return column
+        adapted = parent_from.corresponding_column(column)
+        return column if adapted is None else adapted
+
     for path in paths:
         step = path[0]
         if step.strategy != "joined":
@@ -134,7 +198,10 @@ def add_joined_loads(
             assert relationship.secondary is not None
             secondary_alias = relationship.secondary.alias()
             on_secondary = and_(
-                *(ref == secondary_alias.c[sec.key] for ref, sec in relationship.secondary_pairs)
+                *(
+                    parent_column(ref) == secondary_alias.c[sec.key]
+                    for ref, sec in relationship.secondary_pairs
+                )
             )
             on_target = and_(
                 *(
@@ -152,9 +219,14 @@ def add_joined_loads(
                 )
         else:
             if relationship.direction == MANY_TO_ONE:
-                onclause = and_(*(target_alias.c[ref.key] == fk for ref, fk in relationship.pairs))
+                pairs = [
+                    (target_alias.c[ref.key], parent_column(fk)) for ref, fk in relationship.pairs
+                ]
             else:
-                onclause = and_(*(ref == target_alias.c[fk.key] for ref, fk in relationship.pairs))
+                pairs = [
+                    (parent_column(ref), target_alias.c[fk.key]) for ref, fk in relationship.pairs
+                ]
+            onclause = and_(*(left == right for left, right in pairs))
             statement = (
                 statement.join(target_alias, onclause)
                 if step.innerjoin

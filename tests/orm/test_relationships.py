@@ -369,6 +369,54 @@ async def test_selectinload_and_joinedload_statement_counts(engine: AsyncEngine)
         assert all([p.title for p in a.posts] == sorted(p.title for p in a.posts) for a in authors)
 
 
+async def test_joinedload_collection_with_limit_and_offset_counts_parents(
+    engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(engine) as session:
+        session.add_all(
+            [
+                Author(name=f"a{i}", posts=[Post(title=f"p{i}-{j}") for j in range(3)])
+                for i in range(4)
+            ]
+        )
+        await session.commit()
+    async with AsyncSession(engine) as session:
+
+        async def load(statement: Any) -> list[tuple[str, list[str]]]:
+            session.expunge_all()
+            authors = (await session.scalars(statement.options(joinedload(Author.posts)))).all()
+            return [(a.name, [p.title for p in a.posts]) for a in authors]
+
+        def posts(*names: int) -> list[tuple[str, list[str]]]:
+            return [(f"a{i}", [f"p{i}-{j}" for j in range(3)]) for i in names]
+
+        by_id = select(Author).order_by(Author.id)
+        assert await load(by_id.limit(2)) == posts(0, 1)
+        assert await load(by_id.offset(1).limit(1)) == posts(1)
+        assert await load(by_id.offset(2)) == posts(2, 3)
+        assert await load(select(Author).order_by(Author.name.desc()).limit(2)) == posts(3, 2)
+        # An ORDER BY expression that is not selected still orders the parents.
+        by_expression = select(Author).order_by(Author.id * -1).limit(3)
+        assert await load(by_expression) == posts(3, 2, 1)
+        assert await load(select(Author).distinct().order_by(Author.id)) == posts(0, 1, 2, 3)
+        # A joined many-to-one on the children's side does not need the subquery.
+        session.expunge_all()
+        statement = select(Post).options(joinedload(Post.author)).order_by(Post.id.desc()).limit(2)
+        titles = [(p.title, p.author and p.author.name) for p in await session.scalars(statement)]
+        assert titles == [("p3-2", "a3"), ("p3-1", "a3")]
+        # Plain columns next to the entity keep their keys and values.
+        session.expunge_all()
+        rows = (
+            await session.execute(
+                select(Author, Author.name.label("label"))
+                .options(joinedload(Author.posts))
+                .order_by("label")
+                .limit(1)
+            )
+        ).all()
+        assert [(row[0].name, row.label, len(row[0].posts)) for row in rows] == [("a0", "a0", 3)]
+
+
 async def test_chained_loaders(engine: AsyncEngine) -> None:
     async with AsyncSession(engine) as session:
         session.add(
