@@ -145,7 +145,7 @@ async def execute_orm_select(
             loader.bind_in_place(identity_map, session, populate)(objects)
         for _, paths in selectin:
             present = list({id(o): o for o in objects if o is not None}.values())
-            await strategies.run_selectin_paths(session, present, paths)
+            await strategies.run_selectin_paths(session, present, paths, populate)
         return Result._of_values(plan.keys[0], objects)
     columns = plan.bind(session, populate)
     with _collector_paused(len(rows)):
@@ -168,7 +168,7 @@ async def execute_orm_select(
             built = _unique_rows(built)
     for position, paths in selectin:
         objects = list({id(o): o for out in built if (o := out[position]) is not None}.values())
-        await strategies.run_selectin_paths(session, objects, paths)
+        await strategies.run_selectin_paths(session, objects, paths, populate)
     return Result(plan.keys, built)
 
 

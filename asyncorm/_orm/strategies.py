@@ -298,9 +298,18 @@ def populate_joined(
 
 
 async def load_relationship(
-    session: AsyncSession, relationship: Relationship[Any], objects: Sequence[Any], *, refresh: bool
+    session: AsyncSession,
+    relationship: Relationship[Any],
+    objects: Sequence[Any],
+    *,
+    refresh: bool,
+    populate: bool = False,
 ) -> None:
-    """Load ``relationship`` for ``objects`` with IN queries."""
+    """Load ``relationship`` for ``objects`` with IN queries.
+
+    ``refresh`` reloads it where it is already loaded; ``populate`` (``populate_existing``)
+    also overwrites the loaded related objects' columns with their rows.
+    """
     configure_mappers()
     targets = [
         obj for obj in objects if obj is not None and (refresh or _needs_load(obj, relationship))
@@ -308,11 +317,11 @@ async def load_relationship(
     if not targets:
         return
     if relationship.direction == MANY_TO_ONE:
-        await _load_many_to_one(session, relationship, targets, refresh)
+        await _load_many_to_one(session, relationship, targets, refresh, populate)
     elif relationship.direction == MANY_TO_MANY:
-        await _load_many_to_many(session, relationship, targets)
+        await _load_many_to_many(session, relationship, targets, populate)
     else:
-        await _load_one_to_many(session, relationship, targets)
+        await _load_one_to_many(session, relationship, targets, populate)
 
 
 def _needs_load(obj: Any, relationship: Relationship[Any]) -> bool:
@@ -342,7 +351,7 @@ def _single_pair(relationship: Relationship[Any]) -> None:
 
 
 async def _load_one_to_many(
-    session: AsyncSession, relationship: Relationship[Any], parents: list[Any]
+    session: AsyncSession, relationship: Relationship[Any], parents: list[Any], populate: bool
 ) -> None:
     _single_pair(relationship)
     ref_key = relationship.ref_keys()[0]
@@ -354,7 +363,7 @@ async def _load_one_to_many(
         statement: Any = select(relationship.target.class_).where(fk_column.in_(chunk))
         if relationship.order_by:
             statement = statement.order_by(*relationship.order_by)
-        for child in await _objects(session, statement):
+        for child in await _objects(session, statement, populate):
             grouped[child.__dict__.get(fk_key)].append(child)
     no_children: list[Any] = []
     uselist = relationship.uselist
@@ -367,7 +376,11 @@ async def _load_one_to_many(
 
 
 async def _load_many_to_one(
-    session: AsyncSession, relationship: Relationship[Any], children: list[Any], refresh: bool
+    session: AsyncSession,
+    relationship: Relationship[Any],
+    children: list[Any],
+    refresh: bool,
+    populate: bool,
 ) -> None:
     _single_pair(relationship)
     ref_column = relationship.pairs[0][0]
@@ -386,14 +399,14 @@ async def _load_many_to_one(
             missing.append(value)
     for chunk in _chunks(missing):
         statement: Any = select(target.class_).where(ref_column.in_(chunk))
-        for obj in await _objects(session, statement):
+        for obj in await _objects(session, statement, populate):
             found[obj.__dict__.get(ref_key)] = obj
     for child in children:
         _set_loaded(child, relationship, found.get(_value(child, fk_key)))
 
 
 async def _load_many_to_many(
-    session: AsyncSession, relationship: Relationship[Any], parents: list[Any]
+    session: AsyncSession, relationship: Relationship[Any], parents: list[Any], populate: bool
 ) -> None:
     if len(relationship.secondary_pairs) != 1:
         raise ArgumentError(f"selectin loading of {relationship!r} needs single-column keys")
@@ -411,7 +424,7 @@ async def _load_many_to_many(
         )
         if relationship.order_by:
             statement = statement.order_by(*relationship.order_by)
-        result = await _execute(session, statement)
+        result = await _execute(session, statement, populate)
         for obj, owner in result.all():
             grouped[owner].append(obj)
     for parent in parents:
@@ -439,21 +452,29 @@ def _set_loaded(obj: Any, relationship: Relationship[Any], value: Any) -> None:
         state.expired = (state.expired - {relationship.key}) or None
 
 
-async def _execute(session: AsyncSession, statement: Any) -> Any:
+async def _execute(session: AsyncSession, statement: Any, populate: bool) -> Any:
     from .loading import execute_orm_select
 
-    return await execute_orm_select(session, statement, None)
+    return await execute_orm_select(session, statement, None, {"populate_existing": populate})
 
 
-async def _objects(session: AsyncSession, statement: Any) -> Sequence[Any]:
-    result: Result[Any] = await _execute(session, statement)
+async def _objects(session: AsyncSession, statement: Any, populate: bool) -> Sequence[Any]:
+    result: Result[Any] = await _execute(session, statement, populate)
     return result.scalars().all()
 
 
 async def run_selectin_paths(
-    session: AsyncSession, objects: list[Any], paths: list[tuple[_Step, ...]], depth: int = 0
+    session: AsyncSession,
+    objects: list[Any],
+    paths: list[tuple[_Step, ...]],
+    populate: bool = False,
+    depth: int = 0,
 ) -> None:
-    """After a query: load each selectin step for ``objects``, then the steps below it."""
+    """After a query: load each selectin step for ``objects``, then the steps below it.
+
+    With ``populate`` (the query's ``populate_existing``) relationships already loaded are
+    loaded again, replacing what the objects hold.
+    """
     if not objects or depth > 50:
         return
     for path in paths:
@@ -462,7 +483,9 @@ async def run_selectin_paths(
             continue
         if step.strategy == "selectin" or (step.strategy == "joined" and depth > 0):
             # Only the first joined step rides on the parent's query; deeper ones use IN.
-            await load_relationship(session, step.relationship, objects, refresh=False)
+            await load_relationship(
+                session, step.relationship, objects, refresh=populate, populate=populate
+            )
         # A joined step was loaded by the query itself; either way, continue down the path.
         below = [path[1:]] if len(path) > 1 else []
         target = step.relationship.target
@@ -473,4 +496,6 @@ async def run_selectin_paths(
         )
         if below or default_paths:
             related = _related_of(objects, step.relationship)
-            await run_selectin_paths(session, related, [*below, *default_paths], depth + 1)
+            await run_selectin_paths(
+                session, related, [*below, *default_paths], populate, depth + 1
+            )

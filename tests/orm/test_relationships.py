@@ -417,6 +417,43 @@ async def test_joinedload_collection_with_limit_and_offset_counts_parents(
         assert [(row[0].name, row.label, len(row[0].posts)) for row in rows] == [("a0", "a0", 3)]
 
 
+async def test_selectinload_with_populate_existing_replaces_loaded_collections(
+    engine: AsyncEngine,
+) -> None:
+    loader = selectinload(Author.posts).selectinload(Post.tags)
+    for populate in ("method", "execution_options"):
+        async with AsyncSession(engine) as session:
+            session.add(
+                Author(
+                    name=populate,
+                    posts=[Post(title="x"), Post(title="y", tags=[Tag(name=populate)])],
+                )
+            )
+            await session.commit()
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            mine = select(Author).where(Author.name == populate).options(loader)
+            author = (await session.scalars(mine)).one()
+            await session.commit()  # the objects stay loaded
+            async with AsyncSession(engine) as other:  # another transaction changes the rows
+                theirs = (await other.scalars(mine)).one()
+                x, y = theirs.posts
+                await other.delete(x)
+                y.title = "y2"
+                y.tags = []
+                theirs.posts.append(Post(title="z"))
+                theirs.name = f"{populate}!"
+                await other.commit()
+            statement = select(Author).where(Author.id == author.id).options(loader)
+            if populate == "method":
+                statement = statement.populate_existing()
+            else:
+                statement = statement.execution_options(populate_existing=True)
+            again = (await session.scalars(statement)).one()
+            assert again is author and author.name == f"{populate}!"
+            assert [p.title for p in author.posts] == ["y2", "z"]
+            assert [p.tags for p in author.posts] == [[], []]
+
+
 async def test_chained_loaders(engine: AsyncEngine) -> None:
     async with AsyncSession(engine) as session:
         session.add(
