@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._sql.elements import LabelReference, UnaryExpression, and_
+from .._sql.elements import LabelReference, UnaryExpression, and_, or_
 from .._sql.selectable import select
 from ..exc import ArgumentError
 from .relationships import (
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 #: Keys per ``IN`` list. PostgreSQL binds the list as one array, so this only bounds SQLite,
 #: whose default limit is 32766 variables per statement.
 SELECTIN_CHUNK = 30_000
+#: Keys per query for a composite key, matched by ``(a = ? AND b = ?) OR ...``.
+COMPOSITE_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -338,37 +340,53 @@ def _related_of(objects: Sequence[Any], relationship: Relationship[Any]) -> list
     return list(related.values())
 
 
-def _chunks(values: list[Any]) -> list[list[Any]]:
-    return [values[i : i + SELECTIN_CHUNK] for i in range(0, len(values), SELECTIN_CHUNK)]
+def _chunks(values: list[Any], columns: int = 1) -> list[list[Any]]:
+    size = SELECTIN_CHUNK if columns == 1 else COMPOSITE_CHUNK
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def _single_pair(relationship: Relationship[Any]) -> None:
-    if len(relationship.pairs) != 1 and relationship.direction != MANY_TO_MANY:
-        raise ArgumentError(
-            f"selectin loading of {relationship!r} over a composite foreign key is not "
-            "supported; use joinedload()"
-        )
+def _in(columns: Sequence[Any], chunk: list[Any]) -> Any:
+    """``column IN (...)`` for one column; ``(a = ? AND b = ?) OR ...`` for a composite key,
+    whose values in ``chunk`` are tuples."""
+    if len(columns) == 1:
+        return columns[0].in_(chunk)
+    return or_(*(and_(*(c == v for c, v in zip(columns, key, strict=True))) for key in chunk))
+
+
+def _key(obj: Any, keys: Sequence[str]) -> Any:
+    """The value (a tuple for several keys) of ``keys`` on ``obj``; None if any is None."""
+    if len(keys) == 1:
+        return _value(obj, keys[0])
+    values = tuple(_value(obj, key) for key in keys)
+    return None if any(v is None for v in values) else values
+
+
+def _loaded_key(obj: Any, keys: Sequence[str]) -> Any:
+    """``_key`` of a row just loaded, whose values are all in ``__dict__``."""
+    values = obj.__dict__
+    if len(keys) == 1:
+        return values.get(keys[0])
+    return tuple(values.get(key) for key in keys)
 
 
 async def _load_one_to_many(
     session: AsyncSession, relationship: Relationship[Any], parents: list[Any], populate: bool
 ) -> None:
-    _single_pair(relationship)
-    ref_key = relationship.ref_keys()[0]
-    fk_column = relationship.pairs[0][1]
-    fk_key = relationship.fk_keys()[0]
-    keys = list({v: None for p in parents if (v := _value(p, ref_key)) is not None})
+    ref_keys = relationship.ref_keys()
+    fk_columns = [fk for _, fk in relationship.pairs]
+    fk_keys = relationship.fk_keys()
+    keys = list({v: None for p in parents if (v := _key(p, ref_keys)) is not None})
     grouped: dict[Any, list[Any]] = defaultdict(list)
-    for chunk in _chunks(keys):
-        statement: Any = select(relationship.target.class_).where(fk_column.in_(chunk))
+    for chunk in _chunks(keys, len(fk_columns)):
+        statement: Any = select(relationship.target.class_).where(_in(fk_columns, chunk))
         if relationship.order_by:
             statement = statement.order_by(*relationship.order_by)
         for child in await _objects(session, statement, populate):
-            grouped[child.__dict__.get(fk_key)].append(child)
+            grouped[_loaded_key(child, fk_keys)].append(child)
     no_children: list[Any] = []
     uselist = relationship.uselist
     for parent in parents:
-        children = grouped.get(_value(parent, ref_key), no_children)
+        children = grouped.get(_key(parent, ref_keys), no_children)
         if uselist:
             _set_loaded(parent, relationship, relationship._new_collection(parent, children))
         else:  # one-to-one
@@ -382,53 +400,57 @@ async def _load_many_to_one(
     refresh: bool,
     populate: bool,
 ) -> None:
-    _single_pair(relationship)
-    ref_column = relationship.pairs[0][0]
-    ref_key = relationship.ref_keys()[0]
-    fk_key = relationship.fk_keys()[0]
-    wanted = list({v: None for c in children if (v := _value(c, fk_key)) is not None})
+    ref_columns = [ref for ref, _ in relationship.pairs]
+    ref_keys = relationship.ref_keys()
+    fk_keys = relationship.fk_keys()
+    wanted = list({v: None for c in children if (v := _key(c, fk_keys)) is not None})
     found: dict[Any, Any] = {}
     missing = []
     target = relationship.target
-    by_pk = [ref_key] == list(target.pk_keys)
+    by_pk = ref_keys == list(target.pk_keys)
     for value in wanted:
         obj = session._identity_map.get(target, value) if by_pk else None
         if obj is not None and not refresh and not instance_state(obj).expired:
             found[value] = obj
         else:
             missing.append(value)
-    for chunk in _chunks(missing):
-        statement: Any = select(target.class_).where(ref_column.in_(chunk))
+    for chunk in _chunks(missing, len(ref_columns)):
+        statement: Any = select(target.class_).where(_in(ref_columns, chunk))
         for obj in await _objects(session, statement, populate):
-            found[obj.__dict__.get(ref_key)] = obj
+            found[_loaded_key(obj, ref_keys)] = obj
     for child in children:
-        _set_loaded(child, relationship, found.get(_value(child, fk_key)))
+        _set_loaded(child, relationship, found.get(_key(child, fk_keys)))
 
 
 async def _load_many_to_many(
     session: AsyncSession, relationship: Relationship[Any], parents: list[Any], populate: bool
 ) -> None:
-    if len(relationship.secondary_pairs) != 1:
-        raise ArgumentError(f"selectin loading of {relationship!r} needs single-column keys")
-    parent_ref, secondary_parent = relationship.secondary_pairs[0]
-    parent_key = relationship.parent.key_of_column(parent_ref)
+    parent_keys = [
+        relationship.parent.key_of_column(ref) for ref, _ in relationship.secondary_pairs
+    ]
+    secondary_columns = [sec for _, sec in relationship.secondary_pairs]
+    width = len(secondary_columns)
     target = relationship.target
     on_target = and_(*(ref == sec for ref, sec in relationship.secondary_target_pairs))
-    keys = list({v: None for p in parents if (v := _value(p, parent_key)) is not None})
+    keys = list({v: None for p in parents if (v := _key(p, parent_keys)) is not None})
     grouped: dict[Any, list[Any]] = defaultdict(list)
-    for chunk in _chunks(keys):
+    for chunk in _chunks(keys, width):
         statement = (
-            select(target.class_, secondary_parent)
+            select(target.class_, *secondary_columns)
             .join(relationship.secondary, on_target)
-            .where(secondary_parent.in_(chunk))
+            .where(_in(secondary_columns, chunk))
         )
         if relationship.order_by:
             statement = statement.order_by(*relationship.order_by)
-        result = await _execute(session, statement, populate)
-        for obj, owner in result.all():
-            grouped[owner].append(obj)
+        rows = (await _execute(session, statement, populate)).all()
+        if width == 1:
+            for obj, owner in rows:
+                grouped[owner].append(obj)
+        else:
+            for obj, *owner in rows:
+                grouped[tuple(owner)].append(obj)
     for parent in parents:
-        items = grouped.get(_value(parent, parent_key), [])
+        items = grouped.get(_key(parent, parent_keys), [])
         _set_loaded(parent, relationship, relationship._new_collection(parent, items))
 
 

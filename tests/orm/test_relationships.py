@@ -15,6 +15,7 @@ from asyncorm import (
     Column,
     DeclarativeBase,
     ForeignKey,
+    ForeignKeyConstraint,
     Mapped,
     String,
     Table,
@@ -115,6 +116,28 @@ class LooseItem(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("loose.id"))
     owner: Mapped[Loose | None] = relationship(back_populates="items")
+
+
+class Order(Base):
+    """A composite primary key, referred to by a composite foreign key."""
+
+    __tablename__ = "orders"
+    region: Mapped[str] = mapped_column(String(5), primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        ForeignKeyConstraint(["order_region", "order_number"], ["orders.region", "orders.number"]),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_region: Mapped[str] = mapped_column(String(5))
+    order_number: Mapped[int]
+    order: Mapped[Order] = relationship(back_populates="lines")
 
 
 @pytest.fixture
@@ -452,6 +475,60 @@ async def test_selectinload_with_populate_existing_replaces_loaded_collections(
             assert again is author and author.name == f"{populate}!"
             assert [p.title for p in author.posts] == ["y2", "z"]
             assert [p.tags for p in author.posts] == [[], []]
+
+
+async def test_selectin_loading_over_a_composite_foreign_key(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncorm._orm import strategies
+
+    async with AsyncSession(engine) as session:
+        session.add_all(
+            [
+                Order(region="eu", number=1, lines=[OrderLine(), OrderLine()]),
+                Order(region="eu", number=2, lines=[OrderLine()]),
+                Order(region="us", number=1, lines=[]),
+            ]
+        )
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        statement = (
+            select(Order).options(selectinload(Order.lines)).order_by(Order.region, Order.number)
+        )
+        orders = (await session.scalars(statement)).all()
+        assert [(o.region, o.number, [line.id for line in o.lines]) for o in orders] == [
+            ("eu", 1, [1, 2]),
+            ("eu", 2, [3]),
+            ("us", 1, []),
+        ]
+        session.expunge_all()
+        monkeypatch.setattr(strategies, "COMPOSITE_CHUNK", 2)
+        statements = statement_log(engine)
+        again = (await session.scalars(statement)).all()
+        assert [len(o.lines) for o in again] == [2, 1, 0] and len(statements) == 3
+        session.expunge_all()
+        lines = (
+            await session.scalars(
+                select(OrderLine).options(selectinload(OrderLine.order)).order_by(OrderLine.id)
+            )
+        ).all()
+        assert [(line.order.region, line.order.number) for line in lines] == [
+            ("eu", 1),
+            ("eu", 1),
+            ("eu", 2),
+        ]
+        assert lines[0].order is lines[1].order
+        session.expunge_all()
+        order = await session.get(Order, ("eu", 1))
+        assert order is not None
+        await session.refresh(order, ["lines"])
+        assert [line.id for line in order.lines] == [1, 2]
+    async with AsyncSession(engine) as session:
+        order = await session.get(Order, ("eu", 1))
+        assert order is not None
+        await session.delete(order)  # loads the lines it cascades to
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(OrderLine)) == 1
 
 
 async def test_chained_loaders(engine: AsyncEngine) -> None:
