@@ -15,9 +15,11 @@ from asyncorm import (
     String,
     declarative_base,
     mapped_column,
+    select,
 )
 from asyncorm import exc as sa_exc
 
+from ..conftest import Database
 from .models import Note, User
 
 
@@ -78,6 +80,35 @@ def test_declarative_base_factory_and_mapped_column_name() -> None:
 
     assert Thing.__table__.c.full_name.name == "full name"
     assert Thing(full_name="a").full_name == "a"
+
+
+@pytest.mark.anyio
+async def test_attribute_selects_are_labelled_by_attribute_key(db: Database) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Person(Base):
+        __tablename__ = "people"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        fullname: Mapped[str] = mapped_column("full_name", String(20))
+
+    engine = db.make_engine()
+    await Base.metadata.create_all(engine)
+    async with asyncorm.AsyncSession(engine) as session:
+        session.add_all([Person(fullname="b"), Person(fullname="a")])
+        await session.flush()
+        statement = select(Person.id, Person.fullname).order_by(Person.fullname)
+        rows = (await session.execute(statement)).all()
+        assert [(row.id, row.fullname) for row in rows] == [(2, "a"), (1, "b")]
+        assert list(rows[0]._mapping) == ["id", "fullname"]
+        assert (await session.execute(select(Person.fullname.label("n")))).keys() == ["n"]
+        # A table's column is still named by its name in the database (no cache mix-up).
+        core = await session.execute(select(Person.__table__.c[1]).order_by(Person.id))
+        assert core.keys() == ["full_name"] and core.scalars().all() == ["b", "a"]
+        subquery = select(Person.fullname).distinct().subquery()
+        names = await session.scalars(select(subquery.c.fullname).order_by(subquery.c.fullname))
+        assert names.all() == ["a", "b"]
+        assert await session.scalar(select(Person).where(Person.fullname == "a")) is not None
 
 
 def test_class_without_primary_key_is_refused() -> None:
