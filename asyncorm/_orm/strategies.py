@@ -170,7 +170,12 @@ def wrap_in_subquery(statement: Any) -> tuple[Any, Any]:
             if isinstance(item, UnaryExpression)
             else outer_element
         )
-    return outer.order_by(*order) if order else outer, subquery
+    if order:
+        outer = outer.order_by(*order)
+    if statement._for_update is not None:  # the lock stays on the statement actually run
+        read, nowait, skip_locked = statement._for_update
+        outer = outer.with_for_update(read=read, nowait=nowait, skip_locked=skip_locked)
+    return outer, subquery
 
 
 def add_joined_loads(

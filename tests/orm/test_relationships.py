@@ -422,6 +422,19 @@ async def test_joinedload_collection_with_limit_and_offset_counts_parents(
         by_expression = select(Author).order_by(Author.id * -1).limit(3)
         assert await load(by_expression) == posts(3, 2, 1)
         assert await load(select(Author).distinct().order_by(Author.id)) == posts(0, 1, 2, 3)
+        # FOR UPDATE stays on the statement run (PostgreSQL refuses it on an outer join's
+        # nullable side, so this one joins inner).
+        session.expunge_all()
+        statements = statement_log(engine)
+        locked = (
+            select(Author)
+            .options(joinedload(Author.posts, innerjoin=True))
+            .order_by(Author.id)
+            .limit(1)
+            .with_for_update()
+        )
+        assert [len(a.posts) for a in await session.scalars(locked)] == [3]
+        assert statements[-1].endswith("FOR UPDATE") and "LIMIT" in statements[-1]
         # A joined many-to-one on the children's side does not need the subquery.
         session.expunge_all()
         statement = select(Post).options(joinedload(Post.author)).order_by(Post.id.desc()).limit(2)
