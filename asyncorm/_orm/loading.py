@@ -107,17 +107,31 @@ async def execute_orm_select(
         for position, raw in enumerate(statement._raw_columns)
         if (mapper := _entity_of(raw)) is not None and mapper.relationships
     ]
+    wrapped = False
     if entity_positions:
         configure_mappers()
-        for position, mapper in entity_positions:
-            paths = strategies.effective_steps(mapper, statement._options)
-            if not paths:
-                continue
-            run_statement, added = strategies.add_joined_loads(run_statement, mapper, paths)
+        entity_paths = [
+            (position, mapper, paths)
+            for position, mapper in entity_positions
+            if (paths := strategies.effective_steps(mapper, statement._options))
+        ]
+        parent_from = None
+        if strategies.limits_rows(statement) and any(
+            strategies.multiplies_rows(paths) for _, _, paths in entity_paths
+        ):
+            # LIMIT/OFFSET/DISTINCT/GROUP BY must count parents, not joined collection rows.
+            run_statement, parent_from = strategies.wrap_in_subquery(statement)
+            wrapped = True
+        for position, mapper, paths in entity_paths:
+            run_statement, added = strategies.add_joined_loads(
+                run_statement, mapper, paths, parent_from
+            )
             joined.extend((position, relationship, span) for relationship, span, _ in added)
             selectin.append((position, paths))
     connection = session._get_connection()
     rows, core_keys = await connection._execute_tuples(run_statement, params)
+    if wrapped:  # the plain columns' keys as the statement itself would name them
+        core_keys = tuple(key for key, _ in statement._labelled_columns(dedupe=False))
     plan = loading_plan(plan_statement, core_keys)
     identity_map = session._identity_map
     if plan.single_entity and not joined:
@@ -131,7 +145,7 @@ async def execute_orm_select(
             loader.bind_in_place(identity_map, session, populate)(objects)
         for _, paths in selectin:
             present = list({id(o): o for o in objects if o is not None}.values())
-            await strategies.run_selectin_paths(session, present, paths)
+            await strategies.run_selectin_paths(session, present, paths, populate)
         return Result._of_values(plan.keys[0], objects)
     columns = plan.bind(session, populate)
     with _collector_paused(len(rows)):
@@ -154,7 +168,7 @@ async def execute_orm_select(
             built = _unique_rows(built)
     for position, paths in selectin:
         objects = list({id(o): o for out in built if (o := out[position]) is not None}.values())
-        await strategies.run_selectin_paths(session, objects, paths)
+        await strategies.run_selectin_paths(session, objects, paths, populate)
     return Result(plan.keys, built)
 
 

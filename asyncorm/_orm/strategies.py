@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._sql.elements import UnaryExpression, and_
+from .._sql.elements import LabelReference, UnaryExpression, and_, or_
 from .._sql.selectable import select
 from ..exc import ArgumentError
 from .relationships import (
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 #: Keys per ``IN`` list. PostgreSQL binds the list as one array, so this only bounds SQLite,
 #: whose default limit is 32766 variables per statement.
 SELECTIN_CHUNK = 30_000
+#: Keys per query for a composite key, matched by ``(a = ? AND b = ?) OR ...``.
+COMPOSITE_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -116,14 +118,83 @@ def effective_steps(entity_mapper: Any, options: Sequence[Any]) -> list[tuple[_S
     return paths
 
 
+def multiplies_rows(paths: list[tuple[_Step, ...]]) -> bool:
+    """Whether joining these paths' first steps repeats the parent row (a joined collection)."""
+    return any(path[0].strategy == "joined" and path[0].relationship.uselist for path in paths)
+
+
+def limits_rows(statement: Any) -> bool:
+    """Whether the statement's rows are counted or merged (LIMIT, OFFSET, DISTINCT, GROUP BY),
+    so that a joined collection must not multiply them."""
+    return (
+        statement._limit is not None
+        or statement._offset is not None
+        or statement._distinct
+        or bool(statement._group_by)
+    )
+
+
+def wrap_in_subquery(statement: Any) -> tuple[Any, Any]:
+    """``SELECT <the statement's columns> FROM (statement) AS anon ORDER BY <its order>``.
+
+    Joined collections are then joined to the subquery, so that LIMIT/OFFSET/DISTINCT/GROUP
+    BY count the parents, not the joined rows. The result has the statement's columns in the
+    same positions; the ORDER BY is repeated outside, so the parents keep their order
+    (an ORDER BY expression that is not a selected column is added to the subquery).
+    """
+    width = len(statement._expanded_columns)
+    selected = {id(column) for column in statement._expanded_columns}
+    extra: list[Any] = []
+    for item in statement._order_by:
+        element = item.element if isinstance(item, UnaryExpression) else item
+        if isinstance(element, LabelReference) or id(element) in selected:
+            continue
+        extra.append(element.label(f"order_{len(extra) + 1}"))
+    inner = statement.add_columns(*extra) if extra else statement
+    subquery = inner.subquery()
+    columns = list(subquery.c)
+    outer: Any = select(*columns[:width])
+    labels = iter(columns[width:])
+    order = []
+    for item in statement._order_by:
+        element = item.element if isinstance(item, UnaryExpression) else item
+        if isinstance(element, LabelReference):
+            outer_element = subquery.c[element.name]
+        elif id(element) in selected:
+            outer_element = subquery.corresponding_column(element)
+        else:
+            outer_element = next(labels)
+        assert outer_element is not None
+        order.append(
+            UnaryExpression(outer_element, operator=item.operator, modifier=item.modifier)
+            if isinstance(item, UnaryExpression)
+            else outer_element
+        )
+    if order:
+        outer = outer.order_by(*order)
+    if statement._for_update is not None:  # the lock stays on the statement actually run
+        read, nowait, skip_locked = statement._for_update
+        outer = outer.with_for_update(read=read, nowait=nowait, skip_locked=skip_locked)
+    return outer, subquery
+
+
 def add_joined_loads(
-    statement: Any, mapper: Any, paths: list[tuple[_Step, ...]]
+    statement: Any, mapper: Any, paths: list[tuple[_Step, ...]], parent_from: Any = None
 ) -> tuple[Any, list[tuple[Relationship[Any], tuple[int, int], bool]]]:
     """Add JOINs and columns for the first step of each joined path.
 
+    ``parent_from`` is the subquery the parents are selected from, when the statement was
+    wrapped by :func:`wrap_in_subquery`; the ON clauses then refer to its columns.
     Returns the new statement and, per joined relationship, the span of its columns.
     """
     joined: list[tuple[Relationship[Any], tuple[int, int], bool]] = []
+
+    def parent_column(column: Any) -> Any:
+        if parent_from is None:
+            return column
+        adapted = parent_from.corresponding_column(column)
+        return column if adapted is None else adapted
+
     for path in paths:
         step = path[0]
         if step.strategy != "joined":
@@ -134,7 +205,10 @@ def add_joined_loads(
             assert relationship.secondary is not None
             secondary_alias = relationship.secondary.alias()
             on_secondary = and_(
-                *(ref == secondary_alias.c[sec.key] for ref, sec in relationship.secondary_pairs)
+                *(
+                    parent_column(ref) == secondary_alias.c[sec.key]
+                    for ref, sec in relationship.secondary_pairs
+                )
             )
             on_target = and_(
                 *(
@@ -152,9 +226,14 @@ def add_joined_loads(
                 )
         else:
             if relationship.direction == MANY_TO_ONE:
-                onclause = and_(*(target_alias.c[ref.key] == fk for ref, fk in relationship.pairs))
+                pairs = [
+                    (target_alias.c[ref.key], parent_column(fk)) for ref, fk in relationship.pairs
+                ]
             else:
-                onclause = and_(*(ref == target_alias.c[fk.key] for ref, fk in relationship.pairs))
+                pairs = [
+                    (parent_column(ref), target_alias.c[fk.key]) for ref, fk in relationship.pairs
+                ]
+            onclause = and_(*(left == right for left, right in pairs))
             statement = (
                 statement.join(target_alias, onclause)
                 if step.innerjoin
@@ -226,9 +305,18 @@ def populate_joined(
 
 
 async def load_relationship(
-    session: AsyncSession, relationship: Relationship[Any], objects: Sequence[Any], *, refresh: bool
+    session: AsyncSession,
+    relationship: Relationship[Any],
+    objects: Sequence[Any],
+    *,
+    refresh: bool,
+    populate: bool = False,
 ) -> None:
-    """Load ``relationship`` for ``objects`` with IN queries."""
+    """Load ``relationship`` for ``objects`` with IN queries.
+
+    ``refresh`` reloads it where it is already loaded; ``populate`` (``populate_existing``)
+    also overwrites the loaded related objects' columns with their rows.
+    """
     configure_mappers()
     targets = [
         obj for obj in objects if obj is not None and (refresh or _needs_load(obj, relationship))
@@ -236,11 +324,11 @@ async def load_relationship(
     if not targets:
         return
     if relationship.direction == MANY_TO_ONE:
-        await _load_many_to_one(session, relationship, targets, refresh)
+        await _load_many_to_one(session, relationship, targets, refresh, populate)
     elif relationship.direction == MANY_TO_MANY:
-        await _load_many_to_many(session, relationship, targets)
+        await _load_many_to_many(session, relationship, targets, populate)
     else:
-        await _load_one_to_many(session, relationship, targets)
+        await _load_one_to_many(session, relationship, targets, populate)
 
 
 def _needs_load(obj: Any, relationship: Relationship[Any]) -> bool:
@@ -257,37 +345,53 @@ def _related_of(objects: Sequence[Any], relationship: Relationship[Any]) -> list
     return list(related.values())
 
 
-def _chunks(values: list[Any]) -> list[list[Any]]:
-    return [values[i : i + SELECTIN_CHUNK] for i in range(0, len(values), SELECTIN_CHUNK)]
+def _chunks(values: list[Any], columns: int = 1) -> list[list[Any]]:
+    size = SELECTIN_CHUNK if columns == 1 else COMPOSITE_CHUNK
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def _single_pair(relationship: Relationship[Any]) -> None:
-    if len(relationship.pairs) != 1 and relationship.direction != MANY_TO_MANY:
-        raise ArgumentError(
-            f"selectin loading of {relationship!r} over a composite foreign key is not "
-            "supported; use joinedload()"
-        )
+def _in(columns: Sequence[Any], chunk: list[Any]) -> Any:
+    """``column IN (...)`` for one column; ``(a = ? AND b = ?) OR ...`` for a composite key,
+    whose values in ``chunk`` are tuples."""
+    if len(columns) == 1:
+        return columns[0].in_(chunk)
+    return or_(*(and_(*(c == v for c, v in zip(columns, key, strict=True))) for key in chunk))
+
+
+def _key(obj: Any, keys: Sequence[str]) -> Any:
+    """The value (a tuple for several keys) of ``keys`` on ``obj``; None if any is None."""
+    if len(keys) == 1:
+        return _value(obj, keys[0])
+    values = tuple(_value(obj, key) for key in keys)
+    return None if any(v is None for v in values) else values
+
+
+def _loaded_key(obj: Any, keys: Sequence[str]) -> Any:
+    """``_key`` of a row just loaded, whose values are all in ``__dict__``."""
+    values = obj.__dict__
+    if len(keys) == 1:
+        return values.get(keys[0])
+    return tuple(values.get(key) for key in keys)
 
 
 async def _load_one_to_many(
-    session: AsyncSession, relationship: Relationship[Any], parents: list[Any]
+    session: AsyncSession, relationship: Relationship[Any], parents: list[Any], populate: bool
 ) -> None:
-    _single_pair(relationship)
-    ref_key = relationship.ref_keys()[0]
-    fk_column = relationship.pairs[0][1]
-    fk_key = relationship.fk_keys()[0]
-    keys = list({v: None for p in parents if (v := _value(p, ref_key)) is not None})
+    ref_keys = relationship.ref_keys()
+    fk_columns = [fk for _, fk in relationship.pairs]
+    fk_keys = relationship.fk_keys()
+    keys = list({v: None for p in parents if (v := _key(p, ref_keys)) is not None})
     grouped: dict[Any, list[Any]] = defaultdict(list)
-    for chunk in _chunks(keys):
-        statement: Any = select(relationship.target.class_).where(fk_column.in_(chunk))
+    for chunk in _chunks(keys, len(fk_columns)):
+        statement: Any = select(relationship.target.class_).where(_in(fk_columns, chunk))
         if relationship.order_by:
             statement = statement.order_by(*relationship.order_by)
-        for child in await _objects(session, statement):
-            grouped[child.__dict__.get(fk_key)].append(child)
+        for child in await _objects(session, statement, populate):
+            grouped[_loaded_key(child, fk_keys)].append(child)
     no_children: list[Any] = []
     uselist = relationship.uselist
     for parent in parents:
-        children = grouped.get(_value(parent, ref_key), no_children)
+        children = grouped.get(_key(parent, ref_keys), no_children)
         if uselist:
             _set_loaded(parent, relationship, relationship._new_collection(parent, children))
         else:  # one-to-one
@@ -295,55 +399,63 @@ async def _load_one_to_many(
 
 
 async def _load_many_to_one(
-    session: AsyncSession, relationship: Relationship[Any], children: list[Any], refresh: bool
+    session: AsyncSession,
+    relationship: Relationship[Any],
+    children: list[Any],
+    refresh: bool,
+    populate: bool,
 ) -> None:
-    _single_pair(relationship)
-    ref_column = relationship.pairs[0][0]
-    ref_key = relationship.ref_keys()[0]
-    fk_key = relationship.fk_keys()[0]
-    wanted = list({v: None for c in children if (v := _value(c, fk_key)) is not None})
+    ref_columns = [ref for ref, _ in relationship.pairs]
+    ref_keys = relationship.ref_keys()
+    fk_keys = relationship.fk_keys()
+    wanted = list({v: None for c in children if (v := _key(c, fk_keys)) is not None})
     found: dict[Any, Any] = {}
     missing = []
     target = relationship.target
-    by_pk = [ref_key] == list(target.pk_keys)
+    by_pk = ref_keys == list(target.pk_keys)
     for value in wanted:
         obj = session._identity_map.get(target, value) if by_pk else None
         if obj is not None and not refresh and not instance_state(obj).expired:
             found[value] = obj
         else:
             missing.append(value)
-    for chunk in _chunks(missing):
-        statement: Any = select(target.class_).where(ref_column.in_(chunk))
-        for obj in await _objects(session, statement):
-            found[obj.__dict__.get(ref_key)] = obj
+    for chunk in _chunks(missing, len(ref_columns)):
+        statement: Any = select(target.class_).where(_in(ref_columns, chunk))
+        for obj in await _objects(session, statement, populate):
+            found[_loaded_key(obj, ref_keys)] = obj
     for child in children:
-        _set_loaded(child, relationship, found.get(_value(child, fk_key)))
+        _set_loaded(child, relationship, found.get(_key(child, fk_keys)))
 
 
 async def _load_many_to_many(
-    session: AsyncSession, relationship: Relationship[Any], parents: list[Any]
+    session: AsyncSession, relationship: Relationship[Any], parents: list[Any], populate: bool
 ) -> None:
-    if len(relationship.secondary_pairs) != 1:
-        raise ArgumentError(f"selectin loading of {relationship!r} needs single-column keys")
-    parent_ref, secondary_parent = relationship.secondary_pairs[0]
-    parent_key = relationship.parent.key_of_column(parent_ref)
+    parent_keys = [
+        relationship.parent.key_of_column(ref) for ref, _ in relationship.secondary_pairs
+    ]
+    secondary_columns = [sec for _, sec in relationship.secondary_pairs]
+    width = len(secondary_columns)
     target = relationship.target
     on_target = and_(*(ref == sec for ref, sec in relationship.secondary_target_pairs))
-    keys = list({v: None for p in parents if (v := _value(p, parent_key)) is not None})
+    keys = list({v: None for p in parents if (v := _key(p, parent_keys)) is not None})
     grouped: dict[Any, list[Any]] = defaultdict(list)
-    for chunk in _chunks(keys):
+    for chunk in _chunks(keys, width):
         statement = (
-            select(target.class_, secondary_parent)
+            select(target.class_, *secondary_columns)
             .join(relationship.secondary, on_target)
-            .where(secondary_parent.in_(chunk))
+            .where(_in(secondary_columns, chunk))
         )
         if relationship.order_by:
             statement = statement.order_by(*relationship.order_by)
-        result = await _execute(session, statement)
-        for obj, owner in result.all():
-            grouped[owner].append(obj)
+        rows = (await _execute(session, statement, populate)).all()
+        if width == 1:
+            for obj, owner in rows:
+                grouped[owner].append(obj)
+        else:
+            for obj, *owner in rows:
+                grouped[tuple(owner)].append(obj)
     for parent in parents:
-        items = grouped.get(_value(parent, parent_key), [])
+        items = grouped.get(_key(parent, parent_keys), [])
         _set_loaded(parent, relationship, relationship._new_collection(parent, items))
 
 
@@ -367,21 +479,29 @@ def _set_loaded(obj: Any, relationship: Relationship[Any], value: Any) -> None:
         state.expired = (state.expired - {relationship.key}) or None
 
 
-async def _execute(session: AsyncSession, statement: Any) -> Any:
+async def _execute(session: AsyncSession, statement: Any, populate: bool) -> Any:
     from .loading import execute_orm_select
 
-    return await execute_orm_select(session, statement, None)
+    return await execute_orm_select(session, statement, None, {"populate_existing": populate})
 
 
-async def _objects(session: AsyncSession, statement: Any) -> Sequence[Any]:
-    result: Result[Any] = await _execute(session, statement)
+async def _objects(session: AsyncSession, statement: Any, populate: bool) -> Sequence[Any]:
+    result: Result[Any] = await _execute(session, statement, populate)
     return result.scalars().all()
 
 
 async def run_selectin_paths(
-    session: AsyncSession, objects: list[Any], paths: list[tuple[_Step, ...]], depth: int = 0
+    session: AsyncSession,
+    objects: list[Any],
+    paths: list[tuple[_Step, ...]],
+    populate: bool = False,
+    depth: int = 0,
 ) -> None:
-    """After a query: load each selectin step for ``objects``, then the steps below it."""
+    """After a query: load each selectin step for ``objects``, then the steps below it.
+
+    With ``populate`` (the query's ``populate_existing``) relationships already loaded are
+    loaded again, replacing what the objects hold.
+    """
     if not objects or depth > 50:
         return
     for path in paths:
@@ -390,7 +510,9 @@ async def run_selectin_paths(
             continue
         if step.strategy == "selectin" or (step.strategy == "joined" and depth > 0):
             # Only the first joined step rides on the parent's query; deeper ones use IN.
-            await load_relationship(session, step.relationship, objects, refresh=False)
+            await load_relationship(
+                session, step.relationship, objects, refresh=populate, populate=populate
+            )
         # A joined step was loaded by the query itself; either way, continue down the path.
         below = [path[1:]] if len(path) > 1 else []
         target = step.relationship.target
@@ -401,4 +523,6 @@ async def run_selectin_paths(
         )
         if below or default_paths:
             related = _related_of(objects, step.relationship)
-            await run_selectin_paths(session, related, [*below, *default_paths], depth + 1)
+            await run_selectin_paths(
+                session, related, [*below, *default_paths], populate, depth + 1
+            )

@@ -370,9 +370,15 @@ class ForeignKey(SchemaItem):
                 f"ForeignKey({spec!r}) of {parent_table.name}.{self.parent.name} refers to "
                 f"table {table_name!r}, which is not in the same MetaData"
             )
-        if column_name not in table.c:
+        # "table.column" names the column in the database; the key (a mapped column's
+        # attribute name, when it differs) is accepted too.
+        named = [column for column in table.c if column.name == column_name]
+        if named:
+            self._resolved = named[0]
+        elif column_name in table.c:
+            self._resolved = table.c[column_name]
+        else:
             raise ArgumentError(f"ForeignKey({spec!r}): table {table_name!r} has no such column")
-        self._resolved = table.c[column_name]
         return self._resolved
 
     def __repr__(self) -> str:

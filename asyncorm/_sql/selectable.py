@@ -436,7 +436,7 @@ class Select(_SelectBase, Generic[_TP]):
             columns: list[ColumnElement[Any]] = []
             spans: list[tuple[int, int]] = []
             for entity in self._raw_columns:
-                element = _coerce_entity(entity)
+                element = _selected_element(entity)
                 start = len(columns)
                 if isinstance(element, FromClause):
                     columns.extend(element._select_columns)
@@ -717,8 +717,18 @@ def _coerce_entity(entity: Any) -> ColumnElement[Any] | FromClause:
     raise ArgumentError(f"select() expects columns, tables or mapped classes, got {entity!r}")
 
 
-def _entity_key(entity: Any, anon_map: AnonMap, binds: list[BindParameter[Any]]) -> Any:
+def _selected_element(entity: Any) -> ColumnElement[Any] | FromClause:
+    """What ``select(entity)`` selects: a column reached through an attribute (an ORM
+    attribute's ``__clause_element__``) whose key differs from its name is labelled by its
+    key, so that ``select(User.fullname)`` has ``row.fullname`` whatever the column's name."""
     element = _coerce_entity(entity)
+    if element is not entity and isinstance(element, ColumnClause) and element.key != element.name:
+        return element.label(element.key)
+    return element
+
+
+def _entity_key(entity: Any, anon_map: AnonMap, binds: list[BindParameter[Any]]) -> Any:
+    element = _selected_element(entity)
     if isinstance(element, FromClause):
         return ("entity", element._from_cache_key(anon_map, binds))
     return element._gen_cache_key(anon_map, binds)

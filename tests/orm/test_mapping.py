@@ -10,14 +10,20 @@ import asyncorm
 from asyncorm import (
     Column,
     DeclarativeBase,
+    ForeignKey,
     Integer,
     Mapped,
     String,
     declarative_base,
+    joinedload,
     mapped_column,
+    relationship,
+    select,
+    selectinload,
 )
 from asyncorm import exc as sa_exc
 
+from ..conftest import Database
 from .models import Note, User
 
 
@@ -78,6 +84,64 @@ def test_declarative_base_factory_and_mapped_column_name() -> None:
 
     assert Thing.__table__.c.full_name.name == "full name"
     assert Thing(full_name="a").full_name == "a"
+
+
+@pytest.mark.anyio
+async def test_attribute_selects_are_labelled_by_attribute_key(db: Database) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Person(Base):
+        __tablename__ = "people"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        fullname: Mapped[str] = mapped_column("full_name", String(20))
+
+    engine = db.make_engine()
+    await Base.metadata.create_all(engine)
+    async with asyncorm.AsyncSession(engine) as session:
+        session.add_all([Person(fullname="b"), Person(fullname="a")])
+        await session.flush()
+        statement = select(Person.id, Person.fullname).order_by(Person.fullname)
+        rows = (await session.execute(statement)).all()
+        assert [(row.id, row.fullname) for row in rows] == [(2, "a"), (1, "b")]
+        assert list(rows[0]._mapping) == ["id", "fullname"]
+        assert (await session.execute(select(Person.fullname.label("n")))).keys() == ["n"]
+        # A table's column is still named by its name in the database (no cache mix-up).
+        core = await session.execute(select(Person.__table__.c[1]).order_by(Person.id))
+        assert core.keys() == ["full_name"] and core.scalars().all() == ["b", "a"]
+        subquery = select(Person.fullname).distinct().subquery()
+        names = await session.scalars(select(subquery.c.fullname).order_by(subquery.c.fullname))
+        assert names.all() == ["a", "b"]
+        assert await session.scalar(select(Person).where(Person.fullname == "a")) is not None
+
+
+@pytest.mark.anyio
+async def test_foreign_key_names_a_renamed_column_by_its_database_name(db: Database) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Owner(Base):
+        __tablename__ = "owners"
+        id: Mapped[int] = mapped_column("owner_id", primary_key=True)
+        pets: Mapped[list[Pet]] = relationship(back_populates="owner", order_by="Pet.id")
+
+    class Pet(Base):
+        __tablename__ = "pets"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        owner_ref: Mapped[int] = mapped_column("owner", ForeignKey("owners.owner_id"))
+        owner: Mapped[Owner] = relationship(back_populates="pets")
+
+    assert Pet.__table__.c.owner_ref.foreign_keys[0].column is Owner.__table__.c.id
+    engine = db.make_engine()
+    await Base.metadata.create_all(engine)
+    async with asyncorm.AsyncSession(engine) as session:
+        session.add(Owner(pets=[Pet(), Pet()]))
+        await session.commit()
+    async with asyncorm.AsyncSession(engine) as session:
+        owner = await session.scalar(select(Owner).options(selectinload(Owner.pets)))
+        assert owner is not None and [pet.owner_ref for pet in owner.pets] == [owner.id] * 2
+        pet = await session.scalar(select(Pet).options(joinedload(Pet.owner)).limit(1))
+        assert pet is not None and pet.owner is owner
 
 
 def test_class_without_primary_key_is_refused() -> None:

@@ -15,6 +15,7 @@ from asyncorm import (
     Column,
     DeclarativeBase,
     ForeignKey,
+    ForeignKeyConstraint,
     Mapped,
     String,
     Table,
@@ -115,6 +116,28 @@ class LooseItem(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("loose.id"))
     owner: Mapped[Loose | None] = relationship(back_populates="items")
+
+
+class Order(Base):
+    """A composite primary key, referred to by a composite foreign key."""
+
+    __tablename__ = "orders"
+    region: Mapped[str] = mapped_column(String(5), primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        ForeignKeyConstraint(["order_region", "order_number"], ["orders.region", "orders.number"]),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_region: Mapped[str] = mapped_column(String(5))
+    order_number: Mapped[int]
+    order: Mapped[Order] = relationship(back_populates="lines")
 
 
 @pytest.fixture
@@ -367,6 +390,158 @@ async def test_selectinload_and_joinedload_statement_counts(engine: AsyncEngine)
         assert len(statements) == 1
         assert len(authors) == 1000 and all(len(a.posts) == 3 for a in authors)
         assert all([p.title for p in a.posts] == sorted(p.title for p in a.posts) for a in authors)
+
+
+async def test_joinedload_collection_with_limit_and_offset_counts_parents(
+    engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(engine) as session:
+        session.add_all(
+            [
+                Author(name=f"a{i}", posts=[Post(title=f"p{i}-{j}") for j in range(3)])
+                for i in range(4)
+            ]
+        )
+        await session.commit()
+    async with AsyncSession(engine) as session:
+
+        async def load(statement: Any) -> list[tuple[str, list[str]]]:
+            session.expunge_all()
+            authors = (await session.scalars(statement.options(joinedload(Author.posts)))).all()
+            return [(a.name, [p.title for p in a.posts]) for a in authors]
+
+        def posts(*names: int) -> list[tuple[str, list[str]]]:
+            return [(f"a{i}", [f"p{i}-{j}" for j in range(3)]) for i in names]
+
+        by_id = select(Author).order_by(Author.id)
+        assert await load(by_id.limit(2)) == posts(0, 1)
+        assert await load(by_id.offset(1).limit(1)) == posts(1)
+        assert await load(by_id.offset(2)) == posts(2, 3)
+        assert await load(select(Author).order_by(Author.name.desc()).limit(2)) == posts(3, 2)
+        # An ORDER BY expression that is not selected still orders the parents.
+        by_expression = select(Author).order_by(Author.id * -1).limit(3)
+        assert await load(by_expression) == posts(3, 2, 1)
+        assert await load(select(Author).distinct().order_by(Author.id)) == posts(0, 1, 2, 3)
+        # FOR UPDATE stays on the statement run (PostgreSQL refuses it on an outer join's
+        # nullable side, so this one joins inner).
+        session.expunge_all()
+        statements = statement_log(engine)
+        locked = (
+            select(Author)
+            .options(joinedload(Author.posts, innerjoin=True))
+            .order_by(Author.id)
+            .limit(1)
+            .with_for_update()
+        )
+        assert [len(a.posts) for a in await session.scalars(locked)] == [3]
+        assert statements[-1].endswith("FOR UPDATE") and "LIMIT" in statements[-1]
+        # A joined many-to-one on the children's side does not need the subquery.
+        session.expunge_all()
+        statement = select(Post).options(joinedload(Post.author)).order_by(Post.id.desc()).limit(2)
+        titles = [(p.title, p.author and p.author.name) for p in await session.scalars(statement)]
+        assert titles == [("p3-2", "a3"), ("p3-1", "a3")]
+        # Plain columns next to the entity keep their keys and values.
+        session.expunge_all()
+        rows = (
+            await session.execute(
+                select(Author, Author.name.label("label"))
+                .options(joinedload(Author.posts))
+                .order_by("label")
+                .limit(1)
+            )
+        ).all()
+        assert [(row[0].name, row.label, len(row[0].posts)) for row in rows] == [("a0", "a0", 3)]
+
+
+async def test_selectinload_with_populate_existing_replaces_loaded_collections(
+    engine: AsyncEngine,
+) -> None:
+    loader = selectinload(Author.posts).selectinload(Post.tags)
+    for populate in ("method", "execution_options"):
+        async with AsyncSession(engine) as session:
+            session.add(
+                Author(
+                    name=populate,
+                    posts=[Post(title="x"), Post(title="y", tags=[Tag(name=populate)])],
+                )
+            )
+            await session.commit()
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            mine = select(Author).where(Author.name == populate).options(loader)
+            author = (await session.scalars(mine)).one()
+            await session.commit()  # the objects stay loaded
+            async with AsyncSession(engine) as other:  # another transaction changes the rows
+                theirs = (await other.scalars(mine)).one()
+                x, y = theirs.posts
+                await other.delete(x)
+                y.title = "y2"
+                y.tags = []
+                theirs.posts.append(Post(title="z"))
+                theirs.name = f"{populate}!"
+                await other.commit()
+            statement = select(Author).where(Author.id == author.id).options(loader)
+            if populate == "method":
+                statement = statement.populate_existing()
+            else:
+                statement = statement.execution_options(populate_existing=True)
+            again = (await session.scalars(statement)).one()
+            assert again is author and author.name == f"{populate}!"
+            assert [p.title for p in author.posts] == ["y2", "z"]
+            assert [p.tags for p in author.posts] == [[], []]
+
+
+async def test_selectin_loading_over_a_composite_foreign_key(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncorm._orm import strategies
+
+    async with AsyncSession(engine) as session:
+        session.add_all(
+            [
+                Order(region="eu", number=1, lines=[OrderLine(), OrderLine()]),
+                Order(region="eu", number=2, lines=[OrderLine()]),
+                Order(region="us", number=1, lines=[]),
+            ]
+        )
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        statement = (
+            select(Order).options(selectinload(Order.lines)).order_by(Order.region, Order.number)
+        )
+        orders = (await session.scalars(statement)).all()
+        assert [(o.region, o.number, [line.id for line in o.lines]) for o in orders] == [
+            ("eu", 1, [1, 2]),
+            ("eu", 2, [3]),
+            ("us", 1, []),
+        ]
+        session.expunge_all()
+        monkeypatch.setattr(strategies, "COMPOSITE_CHUNK", 2)
+        statements = statement_log(engine)
+        again = (await session.scalars(statement)).all()
+        assert [len(o.lines) for o in again] == [2, 1, 0] and len(statements) == 3
+        session.expunge_all()
+        lines = (
+            await session.scalars(
+                select(OrderLine).options(selectinload(OrderLine.order)).order_by(OrderLine.id)
+            )
+        ).all()
+        assert [(line.order.region, line.order.number) for line in lines] == [
+            ("eu", 1),
+            ("eu", 1),
+            ("eu", 2),
+        ]
+        assert lines[0].order is lines[1].order
+        session.expunge_all()
+        order = await session.get(Order, ("eu", 1))
+        assert order is not None
+        await session.refresh(order, ["lines"])
+        assert [line.id for line in order.lines] == [1, 2]
+    async with AsyncSession(engine) as session:
+        order = await session.get(Order, ("eu", 1))
+        assert order is not None
+        await session.delete(order)  # loads the lines it cascades to
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(OrderLine)) == 1
 
 
 async def test_chained_loaders(engine: AsyncEngine) -> None:

@@ -244,3 +244,16 @@ async def index_names(engine: Any, db: Any) -> list[str]:
         query = text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
     async with engine.connect() as conn:
         return list((await conn.execute(query)).scalars().all())
+
+
+def test_foreign_key_names_the_database_column_or_its_key() -> None:
+    metadata = MetaData()
+    users = Table("users", metadata, Column("user_id", Integer, key="id", primary_key=True))
+    by_name = Table("a", metadata, Column("owner", ForeignKey("users.user_id")))
+    by_key = Table("b", metadata, Column("owner", ForeignKey("users.id")))
+    assert list(users.c.keys()) == ["id"]
+    assert by_name.c.owner.foreign_keys[0].column is users.c.id
+    assert by_key.c.owner.foreign_keys[0].column is users.c.id
+    missing = Table("c", metadata, Column("owner", ForeignKey("users.nothing")))
+    with pytest.raises(ArgumentError, match="has no such column"):
+        _ = missing.c.owner.foreign_keys[0].column
