@@ -425,10 +425,12 @@ class Relationship(Mapped[_T]):
         state: InstanceState,
         obj: object,
         assign: Callable[[InstanceState, object, str, Any, bool], None],
-        orphans: list[object],
+        orphans: list[tuple[object, Relationship[Any]]],
     ) -> None:
         """Decide the key columns that follow from this relationship's loaded value on
-        ``obj``: ``assign(child_state, child, key, value, post_update)``."""
+        ``obj``: ``assign(child_state, child, key, value, post_update)``. Children removed
+        from a ``delete-orphan`` collection go to ``orphans`` as candidates: the session
+        deletes those that no parent holds any more (``has_parent``)."""
         if self.viewonly or self.direction == MANY_TO_MANY:
             return
         values = obj.__dict__
@@ -462,7 +464,7 @@ class Relationship(Mapped[_T]):
             removed = [child for child in before if id(child) not in kept]
         for child in removed:
             if "delete-orphan" in self.cascade:
-                orphans.append(child)
+                orphans.append((child, self))
             else:
                 child_state = instance_state(child)
                 for fk_key in self.fk_keys():
@@ -473,6 +475,25 @@ class Relationship(Mapped[_T]):
                 assign(
                     child_state, child, fk_key, _key_value(state, obj, ref_key), self.post_update
                 )
+
+    def has_parent(self, child: object, candidates: Iterable[InstanceState]) -> bool:
+        """Whether a parent other than the one it left holds ``child`` along this one-to-many:
+        its ``back_populates`` many-to-one names one, or one of ``candidates`` (the states
+        the flush plans) has it in its loaded collection. A child moved to another parent
+        is no orphan."""
+        partner = self.partner
+        if partner is not None and not partner.uselist:
+            parent = child.__dict__.get(partner.key, NO_VALUE)
+            if parent is not NO_VALUE and parent is not None:
+                return True
+        key = self.key
+        for state in candidates:
+            if state.mapper.relationships.get(key) is not self:
+                continue
+            obj = state()
+            if obj is not None and any(held is child for held in self.loaded_related(obj)):
+                return True
+        return False
 
     def association_changes(
         self, state: InstanceState, obj: object

@@ -670,7 +670,7 @@ class AsyncSession:
         else:
             dirty = changed
         changes = FlushChanges(new, dirty, [])
-        orphans: list[object] = []
+        orphans: list[tuple[object, Relationship[Any]]] = []
 
         def assign(child: InstanceState, obj: object, key: str, value: Any, post: bool) -> None:
             target = changes.post_updates if post else changes.assignments
@@ -693,7 +693,9 @@ class AsyncSession:
                     )
                     batch.add(inserts, delete=False)
                     batch.add(deletes, delete=True)
-        for orphan in orphans:
+        for orphan, relationship in orphans:
+            if relationship.has_parent(orphan, linked):
+                continue  # moved to another parent, whose key it takes
             orphan_state = instance_state(orphan)
             if orphan_state.key is None:
                 if orphan_state.session is self:

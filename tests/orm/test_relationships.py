@@ -281,6 +281,43 @@ async def test_delete_orphan_and_delete_cascade(engine: AsyncEngine) -> None:
         assert await session.scalar(select(func.count()).select_from(Author)) == 0
 
 
+async def test_child_moved_to_another_parent_is_no_orphan(engine: AsyncEngine) -> None:
+    """delete-orphan deletes a child no parent holds; a moved child keeps its row and takes
+    its new parent's key, whichever side the move was made on."""
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        old = Author(name="old", posts=[Post(title="m2o"), Post(title="append")])
+        new = Author(name="new", posts=[], profile=None)
+        session.add_all([old, new])
+        await session.commit()
+        by_m2o, by_append = old.posts
+        by_m2o.author = new
+        new.posts.append(by_append)
+        assert old.posts == [] and new.posts == [by_m2o, by_append]
+        await session.commit()
+        assert session.deleted == set() and not asyncorm.inspect(by_append).detached
+    async with AsyncSession(engine) as session:
+        rows = (await session.execute(select(Post.title, Post.author_id).order_by(Post.id))).all()
+        assert [tuple(r) for r in rows] == [("m2o", new.id), ("append", new.id)]
+        # One-to-one: the profile moved to another author keeps its row too.
+        ann = Author(name="ann", profile=Profile(bio="moved"))
+        session.add(ann)
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        ann = await session.scalar(
+            select(Author).where(Author.name == "ann").options(selectinload(Author.profile))
+        )
+        bob = await session.scalar(
+            select(Author).where(Author.name == "new").options(selectinload(Author.profile))
+        )
+        assert ann is not None and bob is not None and ann.profile is not None
+        profile = ann.profile
+        ann.profile = None
+        bob.profile = profile
+        await session.commit()
+        rows = (await session.execute(select(Profile.bio, Profile.author_id))).all()
+        assert [tuple(r) for r in rows] == [("moved", bob.id)]
+
+
 async def test_removed_child_without_orphan_cascade_is_unlinked(engine: AsyncEngine) -> None:
     async with AsyncSession(engine) as session:
         session.add(Loose(id=1, items=[LooseItem(id=1), LooseItem(id=2)]))
