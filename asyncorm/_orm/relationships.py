@@ -568,6 +568,14 @@ class Relationship(Mapped[_T]):
             return
         from .loading import merge
 
+        if self.uselist and self.key not in merged.__dict__ and instance_state(merged).key:
+            # A persistent object's collection is replaced only once loaded.
+            if not load:
+                collection = self._new_collection(merged, ())
+                collection._load_quietly([await merge(session, item, load, memo) for item in value])
+                merged.__dict__[self.key] = collection
+                return
+            await self.load_for(session, [merged], refresh=False)
         if self.uselist:
             items = [await merge(session, item, load, memo) for item in value]
             setattr(merged, self.key, items)
@@ -691,6 +699,10 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         if not prop.uselist:
             if old is value:
                 return
+            if old is NO_VALUE and prop.direction != MANY_TO_ONE:
+                state = instance_state(obj)
+                if state.key is not None:  # one-to-one: the current value must be unlinked
+                    raise self._unloaded_assignment_error(obj, state)
             prop._set_scalar(obj, value, old, notify_partner=True)
             return
         if isinstance(value, InstrumentedList) and value._owner is obj:
@@ -699,7 +711,8 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         state = instance_state(obj)
         if old is NO_VALUE:
             if state.key is not None:
-                record_change(state, obj, self.key, [], _Changed)
+                # Replacing rows asyncorm has not seen: it can't tell which to unlink.
+                raise self._unloaded_assignment_error(obj, state)
             collection = prop._new_collection(obj, ())
             values[self.key] = collection
             for item in items:
@@ -708,6 +721,13 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         old.clear()
         for item in items:
             old.append(item)
+
+    def _unloaded_assignment_error(self, obj: object, state: InstanceState) -> Exception:
+        error = self.unloaded_error(obj, state)
+        return type(error)(
+            f"can't assign {type(obj).__name__}.{self.key}: the assignment unlinks what it "
+            f"holds now, so it must be loaded first. {error}"
+        )
 
 
 def _many_to_one_from_identity_map(

@@ -318,6 +318,60 @@ async def test_child_moved_to_another_parent_is_no_orphan(engine: AsyncEngine) -
         assert [tuple(r) for r in rows] == [("moved", bob.id)]
 
 
+async def test_assigning_an_unloaded_relationship_of_a_persistent_object_raises(
+    engine: AsyncEngine,
+) -> None:
+    """Replacing a collection (or a one-to-one) unlinks what it holds: asyncorm must have
+    loaded it, or the old rows would silently stay linked."""
+    async with AsyncSession(engine) as session:
+        session.add(
+            Author(
+                name="ann",
+                posts=[Post(title="old", tags=[Tag(name="a"), Tag(name="b")])],
+                profile=Profile(bio="old"),
+            )
+        )
+        session.add(Tag(name="c"))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(select(Author))
+        post = await session.scalar(select(Post))
+        c = await session.scalar(select(Tag).where(Tag.name == "c"))
+        assert author is not None and post is not None and c is not None
+        with pytest.raises(sa_exc.UnloadedAttributeError, match=r"refresh\(obj, \['tags'\]\)"):
+            post.tags = [c]
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="selectinload"):
+            author.posts = [Post(title="new")]
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="must be loaded first"):
+            author.profile = Profile(bio="new")
+        assert session.new == set() and session.dirty == set()
+        # Loaded first, the assignment replaces.
+        await session.refresh(post, ["tags"])
+        await session.refresh(author, ["posts", "profile"])
+        post.tags = [c]
+        author.posts = [post, Post(title="new")]
+        author.profile = None
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        post = await session.scalar(select(Post).where(Post.title == "old"))
+        assert post is not None
+        await session.refresh(post, ["tags"])
+        assert [t.name for t in post.tags] == ["c"]
+        assert (await session.scalars(select(Post.title).order_by(Post.id))).all() == [
+            "old",
+            "new",
+        ]
+        assert await session.scalar(select(func.count()).select_from(Profile)) == 0
+    # A pending object has nothing to load: assigning is fine.
+    async with AsyncSession(engine) as session:
+        fresh = Author(name="bob")
+        session.add(fresh)
+        fresh.posts = [Post(title="bob's")]
+        fresh.profile = Profile(bio="bob")
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 3
+
+
 async def test_removed_child_without_orphan_cascade_is_unlinked(engine: AsyncEngine) -> None:
     async with AsyncSession(engine) as session:
         session.add(Loose(id=1, items=[LooseItem(id=1), LooseItem(id=2)]))
@@ -433,6 +487,27 @@ async def test_merge_cascades_and_expunge_cascades(engine: AsyncEngine) -> None:
         assert merged.posts[0].title == "edited"
         await session.commit()
         assert await session.scalar(select(Post.title)) == "edited"
+
+
+async def test_merge_into_an_object_whose_collection_is_not_loaded(engine: AsyncEngine) -> None:
+    """merge() replaces the collection of the object it merges into: loaded first (load=True),
+    or taken as the database's (load=False)."""
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        author = Author(name="ann", posts=[Post(title="p1"), Post(title="p2")])
+        session.add(author)
+        await session.commit()
+    detached = copy.copy(author)  # no session; posts == [p1, p2]
+    async with AsyncSession(engine) as session:
+        in_map = await session.get(Author, author.id)  # posts not loaded
+        merged = await session.merge(detached)
+        assert merged is in_map and [p.title for p in merged.posts] == ["p1", "p2"]
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 2
+    async with AsyncSession(engine) as session:
+        merged = await session.merge(detached, load=False)
+        assert [p.title for p in merged.posts] == ["p1", "p2"]
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 2
 
 
 async def test_string_targets_and_ambiguous_foreign_keys() -> None:
