@@ -365,9 +365,27 @@ class Relationship(Mapped[_T]):
             record_change(state, owner, self.key, list(collection), _Changed)
 
     def collection_added(self, owner: object, item: Any) -> None:
+        if item is None:
+            return
         partner = self.partner
-        if partner is not None and item is not None:
+        if partner is not None:
             partner.mirror_add(item, owner)
+        self.cascade_link(owner, item)
+
+    def cascade_link(self, owner: object, item: object) -> None:
+        """The ``save-update`` cascade when ``item`` is linked to ``owner`` along this
+        relationship (or ``owner`` to ``item`` along the partner): an object linked to one in
+        a session joins that session now, as with ``session.add``, not at the next flush."""
+        session = instance_state(owner).session
+        if session is not None:
+            if "save-update" in self.cascade and instance_state(item).session is None:
+                session._attach_cascading(item)
+            return
+        partner = self.partner
+        if partner is not None and "save-update" in partner.cascade:
+            session = instance_state(item).session
+            if session is not None:
+                session._attach_cascading(owner)
 
     def collection_removed(self, owner: object, item: Any) -> None:
         partner = self.partner
@@ -409,11 +427,14 @@ class Relationship(Mapped[_T]):
         if state.key is not None:
             record_change(state, obj, self.key, old, value)
         obj.__dict__[self.key] = value
-        if notify_partner and self.partner is not None:
-            if old is not NO_VALUE and old is not None:
-                self.partner.mirror_remove(old, obj)
+        if notify_partner:
+            if self.partner is not None:
+                if old is not NO_VALUE and old is not None:
+                    self.partner.mirror_remove(old, obj)
+                if value is not None:
+                    self.partner.mirror_add(value, obj)
             if value is not None:
-                self.partner.mirror_add(value, obj)
+                self.cascade_link(obj, value)
 
     def _new_collection(self, owner: object, items: Iterable[Any]) -> InstrumentedList[Any]:
         return InstrumentedList(owner, self, items)

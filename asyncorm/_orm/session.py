@@ -271,6 +271,12 @@ class AsyncSession:
                 for related in mapper.cascade_iterator("save-update", instance):
                     self._attach(instance_state(related), related)
 
+    def _attach_cascading(self, obj: object) -> None:
+        """``add`` for the ``save-update`` cascade of an assignment or an append."""
+        self._attach(instance_state(obj), obj)
+        for related in instance_state(obj).mapper.cascade_iterator("save-update", obj):
+            self._attach(instance_state(related), related)
+
     def _attach(self, state: InstanceState, obj: object) -> None:
         owner = state.session
         if owner is self:

@@ -372,6 +372,31 @@ async def test_assigning_an_unloaded_relationship_of_a_persistent_object_raises(
         assert await session.scalar(select(func.count()).select_from(Post)) == 3
 
 
+async def test_save_update_cascades_when_linked(engine: AsyncEngine) -> None:
+    """An object appended or assigned to one in a session joins the session at once (with
+    what it cascades to), along either side of back_populates, as session.add would."""
+    async with AsyncSession(engine) as session:
+        author = Author(name="ann", posts=[])
+        session.add(author)
+        await session.flush()
+        appended = Post(title="appended", comments=[Comment(text="c")])
+        author.posts.append(appended)
+        assert appended in session and appended in session.new
+        assert appended.comments[0] in session.new
+        assigned = Post(title="assigned")
+        assigned.author = author  # along the partner's cascade
+        assert assigned in session.new and assigned in author.posts
+        tag = Tag(name="t")
+        appended.tags.append(tag)
+        assert tag in session.new
+        loose = Author(name="not added")
+        loose.posts.append(Post(title="p"))
+        assert loose not in session and loose.posts[0] not in session
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 2
+        assert await session.scalar(select(func.count()).select_from(Comment)) == 1
+
+
 async def test_removed_child_without_orphan_cascade_is_unlinked(engine: AsyncEngine) -> None:
     async with AsyncSession(engine) as session:
         session.add(Loose(id=1, items=[LooseItem(id=1), LooseItem(id=2)]))
