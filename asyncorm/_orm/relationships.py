@@ -3,6 +3,7 @@ asked to (loader options or ``refresh``), never lazily."""
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -184,43 +185,13 @@ class Relationship(Mapped[_T]):
                 ) from None
         return value
 
-    def _target_from_annotation(self) -> Any:
-        annotation = self.annotation
-        if annotation is None:
-            return None
-        text = annotation if isinstance(annotation, str) else None
-        if text is None:
-            inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else annotation
-            origin = typing.get_origin(inner)
-            if origin in (list, set):
-                self._annotated_uselist = True
-                inner = typing.get_args(inner)[0]
-            else:
-                self._annotated_uselist = False
-            if isinstance(inner, typing.ForwardRef):
-                inner = inner.__forward_arg__
-            if typing.get_origin(inner) in (typing.Union, __import__("types").UnionType):
-                members = [a for a in typing.get_args(inner) if a is not type(None)]
-                inner = members[0]
-            return inner.strip("\"' ").split("|")[0].strip() if isinstance(inner, str) else inner
-        # "Mapped[list['Address']]" left as a string
-        body = text.replace(" ", "")
-        if body.startswith("Mapped[") and body.endswith("]"):
-            body = body[len("Mapped[") : -1]
-        self._annotated_uselist = body.startswith(("list[", "List[", "set["))
-        if self._annotated_uselist:
-            body = body[body.index("[") + 1 : -1]
-        name = body.strip("\"'")
-        for part in name.split("|"):
-            if part.strip("\"'") not in ("None", "Optional"):
-                return part.strip("\"'").removeprefix("Optional[").removesuffix("]")
-        return name
-
     def configure(self) -> None:
         if self.configured:
             return
-        self._annotated_uselist = None
-        argument = self.argument if self.argument is not None else self._target_from_annotation()
+        from_annotation, self._annotated_uselist = (
+            (None, None) if self.annotation is None else _annotated_target(self.annotation)
+        )
+        argument = self.argument if self.argument is not None else from_annotation
         if argument is None:
             raise ArgumentError(
                 f"{self!r} has no target: pass the class (relationship('Address')) or annotate "
@@ -237,6 +208,9 @@ class Relationship(Mapped[_T]):
             self._configure_direct()
         if self.uselist_argument is not None:
             self.uselist = self.uselist_argument
+        elif self._annotated_uselist is not None and self.direction != MANY_TO_ONE:
+            # Mapped["Profile"] is a one-to-one, Mapped[list["Address"]] a collection.
+            self.uselist = self._annotated_uselist
         else:
             self.uselist = self.direction != MANY_TO_ONE
         order_by = self.order_by_argument
@@ -627,6 +601,50 @@ def _key_value(state: InstanceState, obj: object, key: str) -> Any:
                 else None
             )
     return value
+
+
+def _annotated_target(annotation: Any) -> tuple[Any, bool]:
+    """The target ``Mapped[...]`` names (a class, or a class name resolved later), and
+    whether it is a collection: ``Mapped[list["Address"]]``, ``Mapped[Optional["User"]]``,
+    ``Mapped["User | None"]``, or the whole annotation left as a string."""
+    if isinstance(annotation, str):
+        return _annotated_target_text(annotation)
+    if typing.get_origin(annotation) is Mapped:
+        args = typing.get_args(annotation)
+        return _annotated_type(args[0]) if args else (None, False)
+    return _annotated_type(annotation)
+
+
+def _annotated_type(inner: Any) -> tuple[Any, bool]:
+    if isinstance(inner, typing.ForwardRef):
+        return _annotated_target_text(inner.__forward_arg__)
+    if isinstance(inner, str):
+        return _annotated_target_text(inner)
+    origin = typing.get_origin(inner)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(inner) if a is not type(None)]
+        return _annotated_type(members[0]) if members else (None, False)
+    if origin in (list, set):
+        element = typing.get_args(inner)
+        return (_annotated_type(element[0])[0] if element else None), True
+    return inner, False
+
+
+def _annotated_target_text(text: str) -> tuple[str | None, bool]:
+    body = text.replace(" ", "").strip("\"'")
+    for wrapper in ("Mapped[", "Optional[", "typing.Optional["):
+        if body.startswith(wrapper) and body.endswith("]"):
+            return _annotated_target_text(body[len(wrapper) : -1])
+    for collection in ("list[", "List[", "set[", "Set[", "typing.List[", "typing.Set["):
+        if body.startswith(collection) and body.endswith("]"):
+            return _annotated_target_text(body[len(collection) : -1])[0], True
+    names = [part.strip("\"'") for part in body.split("|")]
+    names = [name for name in names if name not in ("None", "")]
+    if not names:
+        return None, False
+    if len(names) > 1 or names[0] != body:
+        return _annotated_target_text(names[0])
+    return body, False
 
 
 def _as_column(value: Any) -> Any:

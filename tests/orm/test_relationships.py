@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -533,6 +533,57 @@ async def test_merge_into_an_object_whose_collection_is_not_loaded(engine: Async
         assert [p.title for p in merged.posts] == ["p1", "p2"]
         await session.commit()
         assert await session.scalar(select(func.count()).select_from(Post)) == 2
+
+
+async def test_uselist_and_target_follow_the_annotation(engine: AsyncEngine) -> None:
+    """As in SQLAlchemy 2.x: a one-to-many annotated with a single class is a one-to-one
+    (no uselist=False needed), and Optional["Parent"] names its target like "Parent | None"."""
+
+    class B(DeclarativeBase):
+        pass
+
+    class Person(B):
+        __tablename__ = "people"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        passport: Mapped["Passport"] = relationship(back_populates="person")  # noqa: UP037
+        badge: Mapped[Optional["Badge"]] = relationship(back_populates="person")  # noqa: UP037, UP045
+        pets: Mapped[list["Pet"]] = relationship(back_populates="owner")  # noqa: UP037
+
+    class Passport(B):
+        __tablename__ = "passports"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+        person: Mapped[Optional["Person"]] = relationship(back_populates="passport")  # noqa: UP037, UP045
+
+    class Badge(B):
+        __tablename__ = "badges"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+        person: Mapped[Person | None] = relationship(back_populates="badge")
+
+    class Pet(B):
+        __tablename__ = "pets"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+        owner: Mapped[Person] = relationship(back_populates="pets")
+
+    asyncorm.configure_mappers()
+    assert (Person.passport.prop.uselist, Person.badge.prop.uselist) == (False, False)
+    assert Person.pets.prop.uselist and not Passport.person.prop.uselist
+    assert Passport.person.prop.target.class_ is Person
+    await B.metadata.create_all(engine)
+    async with AsyncSession(engine) as session:
+        session.add(Person(id=1, passport=Passport(), badge=Badge(), pets=[Pet()]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        person = await session.scalar(
+            select(Person).options(
+                selectinload(Person.passport), joinedload(Person.badge), selectinload(Person.pets)
+            )
+        )
+        assert person is not None
+        assert isinstance(person.passport, Passport) and person.passport.person is person
+        assert isinstance(person.badge, Badge) and len(person.pets) == 1
 
 
 async def test_string_targets_and_ambiguous_foreign_keys() -> None:
