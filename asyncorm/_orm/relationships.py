@@ -698,6 +698,102 @@ class RelationshipAttribute(QueryableAttribute[_T]):
 
         return prop.target.table, and_(*(ref == fk for ref, fk in prop.pairs))
 
+    # -- SQL: comparisons a relationship can make, and what to write for the others --------
+
+    __hash__ = QueryableAttribute.__hash__
+
+    def __clause_element__(self) -> Any:
+        raise InvalidRequestError(f"{self!r} is a relationship, not a column: {self._instead()}")
+
+    def __eq__(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        """Many-to-one: ``Address.user == user`` compares the foreign key with the object's
+        primary key; ``Address.user == None`` is ``IS NULL``."""
+        return self._compare(other, negate=False, operator="==")
+
+    def __ne__(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        return self._compare(other, negate=True, operator="!=")
+
+    def is_(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        if other is not None:
+            raise InvalidRequestError(f"{self!r}.is_() takes None; use == to compare an object")
+        return self._compare(None, negate=False, operator="is_")
+
+    def is_not(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        if other is not None:
+            raise InvalidRequestError(f"{self!r}.is_not() takes None; use != for an object")
+        return self._compare(None, negate=True, operator="is_not")
+
+    isnot = is_not  # type: ignore[assignment]
+
+    def contains(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        raise InvalidRequestError(f"{self!r}.contains() is not supported: {self._instead()}")
+
+    def _instead(self) -> str:
+        prop = self.prop
+        prop.ensure_configured()
+        owner = self.mapper.class_.__name__
+        target = prop.target.class_.__name__
+        if prop.direction == MANY_TO_ONE:
+            fk = prop.fk_keys()[0]
+            return (
+                f"compare it with an object or None ({self!r} == obj, {self!r}.is_(None)), "
+                f"or compare its foreign key column ({owner}.{fk} == value)"
+            )
+        return (
+            f"join along it and compare the {target} columns, e.g. "
+            f"select({owner}).join({self!r}).where({target}.id == value)"
+        )
+
+    def _compare(self, other: Any, *, negate: bool, operator: str) -> ColumnElement[bool]:
+        from .._sql.elements import and_, or_
+
+        self.prop.ensure_configured()
+        prop = self.prop
+        if prop.direction != MANY_TO_ONE or prop.uselist:
+            raise InvalidRequestError(
+                f"{self!r} {operator} ... compares a collection (or the one-to-many side of a "
+                f"one-to-one), which is not supported: {self._instead()}"
+            )
+        columns = [fk for _, fk in prop.pairs]
+        if other is None:
+            if negate:
+                return and_(*(column.is_not(None) for column in columns))
+            return and_(*(column.is_(None) for column in columns))
+        target = prop.target
+        if not isinstance(other, target.class_):
+            raise InvalidRequestError(
+                f"{self!r} {operator} {other!r}: compare with an instance of "
+                f"{target.class_.__name__} or None, or compare the foreign key column "
+                f"({self.mapper.class_.__name__}.{prop.fk_keys()[0]} == value)"
+            )
+        state = instance_state(other)
+        if state.key is None:
+            raise InvalidRequestError(
+                f"{self!r} {operator} {other!r}: the object is "
+                f"{'pending' if state.session is not None else 'transient'}, so it has no "
+                "primary key yet; add and flush it first (await session.flush()), or compare the "
+                f"foreign key column ({self.mapper.class_.__name__}.{prop.fk_keys()[0]} == value)"
+            )
+        values = []
+        for ref_key in prop.ref_keys():
+            if ref_key in target.pk_keys:
+                value = target.primary_key_of(state.key)[target.pk_keys.index(ref_key)]
+            else:
+                value = other.__dict__.get(ref_key, NO_VALUE)
+                if value is NO_VALUE:
+                    raise InvalidRequestError(
+                        f"{self!r} {operator} {other!r}: {target.class_.__name__}.{ref_key} "
+                        f"is not loaded; `await session.refresh(obj, [{ref_key!r}])` first"
+                    )
+            values.append(value)
+        if negate:
+            # Refers to another row, or to none.
+            return or_(
+                *(column != value for column, value in zip(columns, values, strict=True)),
+                *(column.is_(None) for column in columns),
+            )
+        return and_(*(column == value for column, value in zip(columns, values, strict=True)))
+
     def _load_hint(self) -> str:
         owner = self.mapper.class_.__name__
         return (

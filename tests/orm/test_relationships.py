@@ -586,6 +586,46 @@ async def test_uselist_and_target_follow_the_annotation(engine: AsyncEngine) -> 
         assert isinstance(person.badge, Badge) and len(person.pets) == 1
 
 
+async def test_many_to_one_comparisons_in_queries(engine: AsyncEngine) -> None:
+    """``Post.author == author`` compares the foreign key with the author's primary key; the
+    comparisons a relationship can't make raise InvalidRequestError saying what to write."""
+    async with AsyncSession(engine) as session:
+        ann, bob = Author(name="ann"), Author(name="bob")
+        session.add_all(
+            [Post(title="a1", author=ann), Post(title="b1", author=bob), Post(title="none")]
+        )
+        root = Node(name="root", children=[Node(name="leaf")])
+        session.add(root)
+        await session.commit()
+
+        async def titles(condition: Any) -> list[str]:
+            return list((await session.scalars(select(Post.title).where(condition))).all())
+
+        assert await titles(Post.author == ann) == ["a1"]
+        assert sorted(await titles(Post.author != ann)) == ["b1", "none"]
+        assert await titles(Post.author == None) == ["none"]  # noqa: E711
+        assert await titles(Post.author.is_(None)) == ["none"]
+        assert sorted(await titles(Post.author.is_not(None))) == ["a1", "b1"]
+        assert sorted(await titles(Post.author != None)) == ["a1", "b1"]  # noqa: E711
+        leaf = await session.scalar(select(Node.name).where(Node.parent == root))
+        assert leaf == "leaf"
+
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"transient.*Post\.author_id"):
+            _ = Post.author == Author(name="new")
+        pending = Author(name="pending")
+        session.add(pending)
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"pending.*flush"):
+            _ = Post.author == pending
+        with pytest.raises(sa_exc.InvalidRequestError, match="instance of Author or None"):
+            _ = Post.author == Tag(name="t")
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"join\(Author.posts\)"):
+            _ = Author.posts == Post(title="x")
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"join\(Author.posts\)"):
+            Author.posts.contains(Post(title="x"))
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"not a column.*Post\.author_id"):
+            Post.author.like("x")
+
+
 async def test_string_targets_and_ambiguous_foreign_keys() -> None:
     class B(DeclarativeBase):
         pass
