@@ -3,6 +3,7 @@ asked to (loader options or ``refresh``), never lazily."""
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -184,43 +185,13 @@ class Relationship(Mapped[_T]):
                 ) from None
         return value
 
-    def _target_from_annotation(self) -> Any:
-        annotation = self.annotation
-        if annotation is None:
-            return None
-        text = annotation if isinstance(annotation, str) else None
-        if text is None:
-            inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else annotation
-            origin = typing.get_origin(inner)
-            if origin in (list, set):
-                self._annotated_uselist = True
-                inner = typing.get_args(inner)[0]
-            else:
-                self._annotated_uselist = False
-            if isinstance(inner, typing.ForwardRef):
-                inner = inner.__forward_arg__
-            if typing.get_origin(inner) in (typing.Union, __import__("types").UnionType):
-                members = [a for a in typing.get_args(inner) if a is not type(None)]
-                inner = members[0]
-            return inner.strip("\"' ").split("|")[0].strip() if isinstance(inner, str) else inner
-        # "Mapped[list['Address']]" left as a string
-        body = text.replace(" ", "")
-        if body.startswith("Mapped[") and body.endswith("]"):
-            body = body[len("Mapped[") : -1]
-        self._annotated_uselist = body.startswith(("list[", "List[", "set["))
-        if self._annotated_uselist:
-            body = body[body.index("[") + 1 : -1]
-        name = body.strip("\"'")
-        for part in name.split("|"):
-            if part.strip("\"'") not in ("None", "Optional"):
-                return part.strip("\"'").removeprefix("Optional[").removesuffix("]")
-        return name
-
     def configure(self) -> None:
         if self.configured:
             return
-        self._annotated_uselist = None
-        argument = self.argument if self.argument is not None else self._target_from_annotation()
+        from_annotation, self._annotated_uselist = (
+            (None, None) if self.annotation is None else _annotated_target(self.annotation)
+        )
+        argument = self.argument if self.argument is not None else from_annotation
         if argument is None:
             raise ArgumentError(
                 f"{self!r} has no target: pass the class (relationship('Address')) or annotate "
@@ -237,6 +208,9 @@ class Relationship(Mapped[_T]):
             self._configure_direct()
         if self.uselist_argument is not None:
             self.uselist = self.uselist_argument
+        elif self._annotated_uselist is not None and self.direction != MANY_TO_ONE:
+            # Mapped["Profile"] is a one-to-one, Mapped[list["Address"]] a collection.
+            self.uselist = self._annotated_uselist
         else:
             self.uselist = self.direction != MANY_TO_ONE
         order_by = self.order_by_argument
@@ -365,9 +339,27 @@ class Relationship(Mapped[_T]):
             record_change(state, owner, self.key, list(collection), _Changed)
 
     def collection_added(self, owner: object, item: Any) -> None:
+        if item is None:
+            return
         partner = self.partner
-        if partner is not None and item is not None:
+        if partner is not None:
             partner.mirror_add(item, owner)
+        self.cascade_link(owner, item)
+
+    def cascade_link(self, owner: object, item: object) -> None:
+        """The ``save-update`` cascade when ``item`` is linked to ``owner`` along this
+        relationship (or ``owner`` to ``item`` along the partner): an object linked to one in
+        a session joins that session now, as with ``session.add``, not at the next flush."""
+        session = instance_state(owner).session
+        if session is not None:
+            if "save-update" in self.cascade and instance_state(item).session is None:
+                session._attach_cascading(item)
+            return
+        partner = self.partner
+        if partner is not None and "save-update" in partner.cascade:
+            session = instance_state(item).session
+            if session is not None:
+                session._attach_cascading(owner)
 
     def collection_removed(self, owner: object, item: Any) -> None:
         partner = self.partner
@@ -409,11 +401,14 @@ class Relationship(Mapped[_T]):
         if state.key is not None:
             record_change(state, obj, self.key, old, value)
         obj.__dict__[self.key] = value
-        if notify_partner and self.partner is not None:
-            if old is not NO_VALUE and old is not None:
-                self.partner.mirror_remove(old, obj)
+        if notify_partner:
+            if self.partner is not None:
+                if old is not NO_VALUE and old is not None:
+                    self.partner.mirror_remove(old, obj)
+                if value is not None:
+                    self.partner.mirror_add(value, obj)
             if value is not None:
-                self.partner.mirror_add(value, obj)
+                self.cascade_link(obj, value)
 
     def _new_collection(self, owner: object, items: Iterable[Any]) -> InstrumentedList[Any]:
         return InstrumentedList(owner, self, items)
@@ -425,10 +420,12 @@ class Relationship(Mapped[_T]):
         state: InstanceState,
         obj: object,
         assign: Callable[[InstanceState, object, str, Any, bool], None],
-        orphans: list[object],
+        orphans: list[tuple[object, Relationship[Any]]],
     ) -> None:
         """Decide the key columns that follow from this relationship's loaded value on
-        ``obj``: ``assign(child_state, child, key, value, post_update)``."""
+        ``obj``: ``assign(child_state, child, key, value, post_update)``. Children removed
+        from a ``delete-orphan`` collection go to ``orphans`` as candidates: the session
+        deletes those that no parent holds any more (``has_parent``)."""
         if self.viewonly or self.direction == MANY_TO_MANY:
             return
         values = obj.__dict__
@@ -462,7 +459,7 @@ class Relationship(Mapped[_T]):
             removed = [child for child in before if id(child) not in kept]
         for child in removed:
             if "delete-orphan" in self.cascade:
-                orphans.append(child)
+                orphans.append((child, self))
             else:
                 child_state = instance_state(child)
                 for fk_key in self.fk_keys():
@@ -473,6 +470,25 @@ class Relationship(Mapped[_T]):
                 assign(
                     child_state, child, fk_key, _key_value(state, obj, ref_key), self.post_update
                 )
+
+    def has_parent(self, child: object, candidates: Iterable[InstanceState]) -> bool:
+        """Whether a parent other than the one it left holds ``child`` along this one-to-many:
+        its ``back_populates`` many-to-one names one, or one of ``candidates`` (the states
+        the flush plans) has it in its loaded collection. A child moved to another parent
+        is no orphan."""
+        partner = self.partner
+        if partner is not None and not partner.uselist:
+            parent = child.__dict__.get(partner.key, NO_VALUE)
+            if parent is not NO_VALUE and parent is not None:
+                return True
+        key = self.key
+        for state in candidates:
+            if state.mapper.relationships.get(key) is not self:
+                continue
+            obj = state()
+            if obj is not None and any(held is child for held in self.loaded_related(obj)):
+                return True
+        return False
 
     def association_changes(
         self, state: InstanceState, obj: object
@@ -547,6 +563,14 @@ class Relationship(Mapped[_T]):
             return
         from .loading import merge
 
+        if self.uselist and self.key not in merged.__dict__ and instance_state(merged).key:
+            # A persistent object's collection is replaced only once loaded.
+            if not load:
+                collection = self._new_collection(merged, ())
+                collection._load_quietly([await merge(session, item, load, memo) for item in value])
+                merged.__dict__[self.key] = collection
+                return
+            await self.load_for(session, [merged], refresh=False)
         if self.uselist:
             items = [await merge(session, item, load, memo) for item in value]
             setattr(merged, self.key, items)
@@ -577,6 +601,50 @@ def _key_value(state: InstanceState, obj: object, key: str) -> Any:
                 else None
             )
     return value
+
+
+def _annotated_target(annotation: Any) -> tuple[Any, bool]:
+    """The target ``Mapped[...]`` names (a class, or a class name resolved later), and
+    whether it is a collection: ``Mapped[list["Address"]]``, ``Mapped[Optional["User"]]``,
+    ``Mapped["User | None"]``, or the whole annotation left as a string."""
+    if isinstance(annotation, str):
+        return _annotated_target_text(annotation)
+    if typing.get_origin(annotation) is Mapped:
+        args = typing.get_args(annotation)
+        return _annotated_type(args[0]) if args else (None, False)
+    return _annotated_type(annotation)
+
+
+def _annotated_type(inner: Any) -> tuple[Any, bool]:
+    if isinstance(inner, typing.ForwardRef):
+        return _annotated_target_text(inner.__forward_arg__)
+    if isinstance(inner, str):
+        return _annotated_target_text(inner)
+    origin = typing.get_origin(inner)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(inner) if a is not type(None)]
+        return _annotated_type(members[0]) if members else (None, False)
+    if origin in (list, set):
+        element = typing.get_args(inner)
+        return (_annotated_type(element[0])[0] if element else None), True
+    return inner, False
+
+
+def _annotated_target_text(text: str) -> tuple[str | None, bool]:
+    body = text.replace(" ", "").strip("\"'")
+    for wrapper in ("Mapped[", "Optional[", "typing.Optional["):
+        if body.startswith(wrapper) and body.endswith("]"):
+            return _annotated_target_text(body[len(wrapper) : -1])
+    for collection in ("list[", "List[", "set[", "Set[", "typing.List[", "typing.Set["):
+        if body.startswith(collection) and body.endswith("]"):
+            return _annotated_target_text(body[len(collection) : -1])[0], True
+    names = [part.strip("\"'") for part in body.split("|")]
+    names = [name for name in names if name not in ("None", "")]
+    if not names:
+        return None, False
+    if len(names) > 1 or names[0] != body:
+        return _annotated_target_text(names[0])
+    return body, False
 
 
 def _as_column(value: Any) -> Any:
@@ -630,6 +698,102 @@ class RelationshipAttribute(QueryableAttribute[_T]):
 
         return prop.target.table, and_(*(ref == fk for ref, fk in prop.pairs))
 
+    # -- SQL: comparisons a relationship can make, and what to write for the others --------
+
+    __hash__ = QueryableAttribute.__hash__
+
+    def __clause_element__(self) -> Any:
+        raise InvalidRequestError(f"{self!r} is a relationship, not a column: {self._instead()}")
+
+    def __eq__(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        """Many-to-one: ``Address.user == user`` compares the foreign key with the object's
+        primary key; ``Address.user == None`` is ``IS NULL``."""
+        return self._compare(other, negate=False, operator="==")
+
+    def __ne__(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        return self._compare(other, negate=True, operator="!=")
+
+    def is_(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        if other is not None:
+            raise InvalidRequestError(f"{self!r}.is_() takes None; use == to compare an object")
+        return self._compare(None, negate=False, operator="is_")
+
+    def is_not(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        if other is not None:
+            raise InvalidRequestError(f"{self!r}.is_not() takes None; use != for an object")
+        return self._compare(None, negate=True, operator="is_not")
+
+    isnot = is_not  # type: ignore[assignment]
+
+    def contains(self, other: Any) -> ColumnElement[bool]:  # type: ignore[override]
+        raise InvalidRequestError(f"{self!r}.contains() is not supported: {self._instead()}")
+
+    def _instead(self) -> str:
+        prop = self.prop
+        prop.ensure_configured()
+        owner = self.mapper.class_.__name__
+        target = prop.target.class_.__name__
+        if prop.direction == MANY_TO_ONE:
+            fk = prop.fk_keys()[0]
+            return (
+                f"compare it with an object or None ({self!r} == obj, {self!r}.is_(None)), "
+                f"or compare its foreign key column ({owner}.{fk} == value)"
+            )
+        return (
+            f"join along it and compare the {target} columns, e.g. "
+            f"select({owner}).join({self!r}).where({target}.id == value)"
+        )
+
+    def _compare(self, other: Any, *, negate: bool, operator: str) -> ColumnElement[bool]:
+        from .._sql.elements import and_, or_
+
+        self.prop.ensure_configured()
+        prop = self.prop
+        if prop.direction != MANY_TO_ONE or prop.uselist:
+            raise InvalidRequestError(
+                f"{self!r} {operator} ... compares a collection (or the one-to-many side of a "
+                f"one-to-one), which is not supported: {self._instead()}"
+            )
+        columns = [fk for _, fk in prop.pairs]
+        if other is None:
+            if negate:
+                return and_(*(column.is_not(None) for column in columns))
+            return and_(*(column.is_(None) for column in columns))
+        target = prop.target
+        if not isinstance(other, target.class_):
+            raise InvalidRequestError(
+                f"{self!r} {operator} {other!r}: compare with an instance of "
+                f"{target.class_.__name__} or None, or compare the foreign key column "
+                f"({self.mapper.class_.__name__}.{prop.fk_keys()[0]} == value)"
+            )
+        state = instance_state(other)
+        if state.key is None:
+            raise InvalidRequestError(
+                f"{self!r} {operator} {other!r}: the object is "
+                f"{'pending' if state.session is not None else 'transient'}, so it has no "
+                "primary key yet; add and flush it first (await session.flush()), or compare the "
+                f"foreign key column ({self.mapper.class_.__name__}.{prop.fk_keys()[0]} == value)"
+            )
+        values = []
+        for ref_key in prop.ref_keys():
+            if ref_key in target.pk_keys:
+                value = target.primary_key_of(state.key)[target.pk_keys.index(ref_key)]
+            else:
+                value = other.__dict__.get(ref_key, NO_VALUE)
+                if value is NO_VALUE:
+                    raise InvalidRequestError(
+                        f"{self!r} {operator} {other!r}: {target.class_.__name__}.{ref_key} "
+                        f"is not loaded; `await session.refresh(obj, [{ref_key!r}])` first"
+                    )
+            values.append(value)
+        if negate:
+            # Refers to another row, or to none.
+            return or_(
+                *(column != value for column, value in zip(columns, values, strict=True)),
+                *(column.is_(None) for column in columns),
+            )
+        return and_(*(column == value for column, value in zip(columns, values, strict=True)))
+
     def _load_hint(self) -> str:
         owner = self.mapper.class_.__name__
         return (
@@ -670,6 +834,10 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         if not prop.uselist:
             if old is value:
                 return
+            if old is NO_VALUE and prop.direction != MANY_TO_ONE:
+                state = instance_state(obj)
+                if state.key is not None:  # one-to-one: the current value must be unlinked
+                    raise self._unloaded_assignment_error(obj, state)
             prop._set_scalar(obj, value, old, notify_partner=True)
             return
         if isinstance(value, InstrumentedList) and value._owner is obj:
@@ -678,7 +846,8 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         state = instance_state(obj)
         if old is NO_VALUE:
             if state.key is not None:
-                record_change(state, obj, self.key, [], _Changed)
+                # Replacing rows asyncorm has not seen: it can't tell which to unlink.
+                raise self._unloaded_assignment_error(obj, state)
             collection = prop._new_collection(obj, ())
             values[self.key] = collection
             for item in items:
@@ -687,6 +856,13 @@ class RelationshipAttribute(QueryableAttribute[_T]):
         old.clear()
         for item in items:
             old.append(item)
+
+    def _unloaded_assignment_error(self, obj: object, state: InstanceState) -> Exception:
+        error = self.unloaded_error(obj, state)
+        return type(error)(
+            f"can't assign {type(obj).__name__}.{self.key}: the assignment unlinks what it "
+            f"holds now, so it must be loaded first. {error}"
+        )
 
 
 def _many_to_one_from_identity_map(

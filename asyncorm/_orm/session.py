@@ -271,6 +271,12 @@ class AsyncSession:
                 for related in mapper.cascade_iterator("save-update", instance):
                     self._attach(instance_state(related), related)
 
+    def _attach_cascading(self, obj: object) -> None:
+        """``add`` for the ``save-update`` cascade of an assignment or an append."""
+        self._attach(instance_state(obj), obj)
+        for related in instance_state(obj).mapper.cascade_iterator("save-update", obj):
+            self._attach(instance_state(related), related)
+
     def _attach(self, state: InstanceState, obj: object) -> None:
         owner = state.session
         if owner is self:
@@ -670,7 +676,7 @@ class AsyncSession:
         else:
             dirty = changed
         changes = FlushChanges(new, dirty, [])
-        orphans: list[object] = []
+        orphans: list[tuple[object, Relationship[Any]]] = []
 
         def assign(child: InstanceState, obj: object, key: str, value: Any, post: bool) -> None:
             target = changes.post_updates if post else changes.assignments
@@ -693,7 +699,9 @@ class AsyncSession:
                     )
                     batch.add(inserts, delete=False)
                     batch.add(deletes, delete=True)
-        for orphan in orphans:
+        for orphan, relationship in orphans:
+            if relationship.has_parent(orphan, linked):
+                continue  # moved to another parent, whose key it takes
             orphan_state = instance_state(orphan)
             if orphan_state.key is None:
                 if orphan_state.session is self:

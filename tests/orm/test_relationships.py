@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -304,6 +304,122 @@ async def test_delete_orphan_and_delete_cascade(engine: AsyncEngine) -> None:
         assert await session.scalar(select(func.count()).select_from(Author)) == 0
 
 
+async def test_child_moved_to_another_parent_is_no_orphan(engine: AsyncEngine) -> None:
+    """delete-orphan deletes a child no parent holds; a moved child keeps its row and takes
+    its new parent's key, whichever side the move was made on."""
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        old = Author(name="old", posts=[Post(title="m2o"), Post(title="append")])
+        new = Author(name="new", posts=[], profile=None)
+        session.add_all([old, new])
+        await session.commit()
+        by_m2o, by_append = old.posts
+        by_m2o.author = new
+        new.posts.append(by_append)
+        assert old.posts == [] and new.posts == [by_m2o, by_append]
+        await session.commit()
+        assert session.deleted == set() and not asyncorm.inspect(by_append).detached
+    async with AsyncSession(engine) as session:
+        rows = (await session.execute(select(Post.title, Post.author_id).order_by(Post.id))).all()
+        assert [tuple(r) for r in rows] == [("m2o", new.id), ("append", new.id)]
+        # One-to-one: the profile moved to another author keeps its row too.
+        ann = Author(name="ann", profile=Profile(bio="moved"))
+        session.add(ann)
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        ann = await session.scalar(
+            select(Author).where(Author.name == "ann").options(selectinload(Author.profile))
+        )
+        bob = await session.scalar(
+            select(Author).where(Author.name == "new").options(selectinload(Author.profile))
+        )
+        assert ann is not None and bob is not None and ann.profile is not None
+        profile = ann.profile
+        ann.profile = None
+        bob.profile = profile
+        await session.commit()
+        rows = (await session.execute(select(Profile.bio, Profile.author_id))).all()
+        assert [tuple(r) for r in rows] == [("moved", bob.id)]
+
+
+async def test_assigning_an_unloaded_relationship_of_a_persistent_object_raises(
+    engine: AsyncEngine,
+) -> None:
+    """Replacing a collection (or a one-to-one) unlinks what it holds: asyncorm must have
+    loaded it, or the old rows would silently stay linked."""
+    async with AsyncSession(engine) as session:
+        session.add(
+            Author(
+                name="ann",
+                posts=[Post(title="old", tags=[Tag(name="a"), Tag(name="b")])],
+                profile=Profile(bio="old"),
+            )
+        )
+        session.add(Tag(name="c"))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        author = await session.scalar(select(Author))
+        post = await session.scalar(select(Post))
+        c = await session.scalar(select(Tag).where(Tag.name == "c"))
+        assert author is not None and post is not None and c is not None
+        with pytest.raises(sa_exc.UnloadedAttributeError, match=r"refresh\(obj, \['tags'\]\)"):
+            post.tags = [c]
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="selectinload"):
+            author.posts = [Post(title="new")]
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="must be loaded first"):
+            author.profile = Profile(bio="new")
+        assert session.new == set() and session.dirty == set()
+        # Loaded first, the assignment replaces.
+        await session.refresh(post, ["tags"])
+        await session.refresh(author, ["posts", "profile"])
+        post.tags = [c]
+        author.posts = [post, Post(title="new")]
+        author.profile = None
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        post = await session.scalar(select(Post).where(Post.title == "old"))
+        assert post is not None
+        await session.refresh(post, ["tags"])
+        assert [t.name for t in post.tags] == ["c"]
+        assert (await session.scalars(select(Post.title).order_by(Post.id))).all() == [
+            "old",
+            "new",
+        ]
+        assert await session.scalar(select(func.count()).select_from(Profile)) == 0
+    # A pending object has nothing to load: assigning is fine.
+    async with AsyncSession(engine) as session:
+        fresh = Author(name="bob")
+        session.add(fresh)
+        fresh.posts = [Post(title="bob's")]
+        fresh.profile = Profile(bio="bob")
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 3
+
+
+async def test_save_update_cascades_when_linked(engine: AsyncEngine) -> None:
+    """An object appended or assigned to one in a session joins the session at once (with
+    what it cascades to), along either side of back_populates, as session.add would."""
+    async with AsyncSession(engine) as session:
+        author = Author(name="ann", posts=[])
+        session.add(author)
+        await session.flush()
+        appended = Post(title="appended", comments=[Comment(text="c")])
+        author.posts.append(appended)
+        assert appended in session and appended in session.new
+        assert appended.comments[0] in session.new
+        assigned = Post(title="assigned")
+        assigned.author = author  # along the partner's cascade
+        assert assigned in session.new and assigned in author.posts
+        tag = Tag(name="t")
+        appended.tags.append(tag)
+        assert tag in session.new
+        loose = Author(name="not added")
+        loose.posts.append(Post(title="p"))
+        assert loose not in session and loose.posts[0] not in session
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 2
+        assert await session.scalar(select(func.count()).select_from(Comment)) == 1
+
+
 async def test_removed_child_without_orphan_cascade_is_unlinked(engine: AsyncEngine) -> None:
     async with AsyncSession(engine) as session:
         session.add(Loose(id=1, items=[LooseItem(id=1), LooseItem(id=2)]))
@@ -571,6 +687,118 @@ async def test_merge_cascades_and_expunge_cascades(engine: AsyncEngine) -> None:
         assert merged.posts[0].title == "edited"
         await session.commit()
         assert await session.scalar(select(Post.title)) == "edited"
+
+
+async def test_merge_into_an_object_whose_collection_is_not_loaded(engine: AsyncEngine) -> None:
+    """merge() replaces the collection of the object it merges into: loaded first (load=True),
+    or taken as the database's (load=False)."""
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        author = Author(name="ann", posts=[Post(title="p1"), Post(title="p2")])
+        session.add(author)
+        await session.commit()
+    detached = copy.copy(author)  # no session; posts == [p1, p2]
+    async with AsyncSession(engine) as session:
+        in_map = await session.get(Author, author.id)  # posts not loaded
+        merged = await session.merge(detached)
+        assert merged is in_map and [p.title for p in merged.posts] == ["p1", "p2"]
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 2
+    async with AsyncSession(engine) as session:
+        merged = await session.merge(detached, load=False)
+        assert [p.title for p in merged.posts] == ["p1", "p2"]
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Post)) == 2
+
+
+async def test_uselist_and_target_follow_the_annotation(engine: AsyncEngine) -> None:
+    """As in SQLAlchemy 2.x: a one-to-many annotated with a single class is a one-to-one
+    (no uselist=False needed), and Optional["Parent"] names its target like "Parent | None"."""
+
+    class B(DeclarativeBase):
+        pass
+
+    class Person(B):
+        __tablename__ = "people"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        passport: Mapped["Passport"] = relationship(back_populates="person")  # noqa: UP037
+        badge: Mapped[Optional["Badge"]] = relationship(back_populates="person")  # noqa: UP037, UP045
+        pets: Mapped[list["Pet"]] = relationship(back_populates="owner")  # noqa: UP037
+
+    class Passport(B):
+        __tablename__ = "passports"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+        person: Mapped[Optional["Person"]] = relationship(back_populates="passport")  # noqa: UP037, UP045
+
+    class Badge(B):
+        __tablename__ = "badges"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+        person: Mapped[Person | None] = relationship(back_populates="badge")
+
+    class Pet(B):
+        __tablename__ = "pets"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+        owner: Mapped[Person] = relationship(back_populates="pets")
+
+    asyncorm.configure_mappers()
+    assert (Person.passport.prop.uselist, Person.badge.prop.uselist) == (False, False)
+    assert Person.pets.prop.uselist and not Passport.person.prop.uselist
+    assert Passport.person.prop.target.class_ is Person
+    await B.metadata.create_all(engine)
+    async with AsyncSession(engine) as session:
+        session.add(Person(id=1, passport=Passport(), badge=Badge(), pets=[Pet()]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        person = await session.scalar(
+            select(Person).options(
+                selectinload(Person.passport), joinedload(Person.badge), selectinload(Person.pets)
+            )
+        )
+        assert person is not None
+        assert isinstance(person.passport, Passport) and person.passport.person is person
+        assert isinstance(person.badge, Badge) and len(person.pets) == 1
+
+
+async def test_many_to_one_comparisons_in_queries(engine: AsyncEngine) -> None:
+    """``Post.author == author`` compares the foreign key with the author's primary key; the
+    comparisons a relationship can't make raise InvalidRequestError saying what to write."""
+    async with AsyncSession(engine) as session:
+        ann, bob = Author(name="ann"), Author(name="bob")
+        session.add_all(
+            [Post(title="a1", author=ann), Post(title="b1", author=bob), Post(title="none")]
+        )
+        root = Node(name="root", children=[Node(name="leaf")])
+        session.add(root)
+        await session.commit()
+
+        async def titles(condition: Any) -> list[str]:
+            return list((await session.scalars(select(Post.title).where(condition))).all())
+
+        assert await titles(Post.author == ann) == ["a1"]
+        assert sorted(await titles(Post.author != ann)) == ["b1", "none"]
+        assert await titles(Post.author == None) == ["none"]  # noqa: E711
+        assert await titles(Post.author.is_(None)) == ["none"]
+        assert sorted(await titles(Post.author.is_not(None))) == ["a1", "b1"]
+        assert sorted(await titles(Post.author != None)) == ["a1", "b1"]  # noqa: E711
+        leaf = await session.scalar(select(Node.name).where(Node.parent == root))
+        assert leaf == "leaf"
+
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"transient.*Post\.author_id"):
+            _ = Post.author == Author(name="new")
+        pending = Author(name="pending")
+        session.add(pending)
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"pending.*flush"):
+            _ = Post.author == pending
+        with pytest.raises(sa_exc.InvalidRequestError, match="instance of Author or None"):
+            _ = Post.author == Tag(name="t")
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"join\(Author.posts\)"):
+            _ = Author.posts == Post(title="x")
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"join\(Author.posts\)"):
+            Author.posts.contains(Post(title="x"))
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"not a column.*Post\.author_id"):
+            Post.author.like("x")
 
 
 async def test_string_targets_and_ambiguous_foreign_keys() -> None:
