@@ -479,6 +479,7 @@ class AsyncSession:
             if self._failed is None or self._failed_level is not nested:
                 await nested.savepoint.rollback()
             self._restore_after_rollback(nested, expire_all=False)
+            self._undo_unflushed()
             nested.active = False
             self._transaction = nested.parent
             if self._failed is not None and self._failed_level is nested:
@@ -535,11 +536,7 @@ class AsyncSession:
             await self._release_connection()
             self._failed = None
             self._failed_level = None
-            for state in list(self._new.values()):
-                self._detach(state)
-            for state in self._deleted.values():
-                self._identity_map.unpin(state)
-            self._deleted.clear()
+            self._undo_unflushed()
             if self.dispatch.has("after_rollback"):
                 await self.dispatch.fire("after_rollback", self)
         finally:
@@ -565,6 +562,23 @@ class AsyncSession:
             self._expire_states(self._identity_map.states())
         else:
             self._expire_states([*transaction.updated.values(), *transaction.deleted.values()])
+
+    def _undo_unflushed(self) -> None:
+        """Forget the changes not flushed yet, as a rollback does: pending objects become
+        transient again, objects marked for deletion stay, changed ones are expired.
+
+        Beginning a SAVEPOINT flushes, so when one is rolled back every such change was made
+        inside it (or inside a SAVEPOINT within it)."""
+        if self._new:
+            for state in list(self._new.values()):
+                self._detach(state)
+        deleted = self._deleted
+        if deleted:
+            for state in deleted.values():
+                self._identity_map.unpin(state)
+            deleted.clear()
+        if self._identity_map._held:  # after a root rollback's expiry, nothing is
+            self._expire_states(self._identity_map.changed_states())
 
     async def _release_connection(self) -> None:
         connection = self._connection

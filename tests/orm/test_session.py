@@ -653,6 +653,75 @@ async def test_rolling_back_a_savepoint_expires_what_it_updated(orm_engine: Asyn
         assert names == ["changed before", "in", "deep"]
 
 
+async def users_named(engine: AsyncEngine) -> list[str]:
+    """The committed users' names in insertion order (read outside transactions)."""
+    async with engine.connect() as conn:
+        result = await conn.execute(select(User.fullname).order_by(User.id))
+        return list(result.scalars().all())
+
+
+async def test_rolling_back_a_savepoint_undoes_a_delete_made_in_it(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="kept")
+        session.add(user)
+        await session.commit()
+        with pytest.raises(ValueError, match="abort"):
+            async with session.begin_nested():
+                await session.delete(user)
+                assert user in session.deleted
+                raise ValueError("abort the savepoint")
+        assert user not in session.deleted and user in session
+        await session.commit()
+    assert await users_named(orm_engine) == ["kept"]
+
+
+async def test_rolling_back_a_savepoint_makes_objects_added_in_it_transient(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        savepoint = await session.begin_nested()
+        inside = User(fullname="inside")
+        session.add(inside)
+        await savepoint.rollback()
+        assert asyncorm.inspect(inside).transient and inside not in session.new
+        # A flush that failed inside the savepoint: its rollback drops the offending object,
+        # so the transaction goes on.
+        savepoint = await session.begin_nested()
+        clash = User(id=existing.id, fullname="clash")
+        session.add(clash)
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.flush()
+        await savepoint.rollback()
+        assert asyncorm.inspect(clash).transient and session.is_active
+        session.add(User(fullname="after"))
+        await session.commit()
+    assert await users_named(orm_engine) == ["existing", "after"]
+
+
+async def test_rolling_back_a_savepoint_expires_what_was_changed_unflushed_in_it(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        user = User(fullname="before")
+        session.add(user)
+        await session.commit()
+        savepoint = await session.begin_nested()
+        user.fullname = "changed in"
+        await savepoint.rollback()
+        assert user not in session.dirty
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="expired"):
+            user.fullname  # noqa: B018
+        await session.commit()
+        await session.refresh(user)
+        assert user.fullname == "before"
+    assert await users_named(orm_engine) == ["before"]
+
+
 async def test_failed_flush_leaves_objects_pending_and_requires_rollback(
     orm_engine: AsyncEngine,
 ) -> None:
