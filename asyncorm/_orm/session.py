@@ -469,21 +469,26 @@ class AsyncSession:
         try:
             if not nested.active:
                 return
+            failed_level = self._failed_level
+            # Whether the level a flush failed in is rolled back now, ending the failure.
+            ends_failure = nested is failed_level
             # Inner savepoints first.
             while self._transaction is not None and self._transaction is not nested:
                 inner = self._transaction
+                ends_failure = ends_failure or inner is failed_level
                 self._restore_after_rollback(inner, expire_all=False)
                 inner.active = False
                 self._transaction = inner.parent
             assert nested.savepoint is not None
-            if self._failed is None or self._failed_level is not nested:
+            if failed_level is not nested:  # the failed flush rolled that one back already
                 await nested.savepoint.rollback()
             self._restore_after_rollback(nested, expire_all=False)
             self._undo_unflushed()
             nested.active = False
             self._transaction = nested.parent
-            if self._failed is not None and self._failed_level is nested:
+            if ends_failure:
                 self._failed = None
+                self._failed_level = None
         finally:
             self._exit()
 

@@ -722,6 +722,25 @@ async def test_rolling_back_a_savepoint_expires_what_was_changed_unflushed_in_it
     assert await users_named(orm_engine) == ["before"]
 
 
+async def test_rolling_back_an_outer_savepoint_clears_a_failure_in_an_inner_one(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        session.add(User(fullname="outer work"))
+        outer = await session.begin_nested()
+        await session.begin_nested()
+        session.add(User(id=existing.id, fullname="clash"))
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.flush()
+        await outer.rollback()  # rolls the inner, failed one back too
+        assert session.is_active and not session.in_nested_transaction()
+        await session.commit()
+    assert await users_named(orm_engine) == ["existing", "outer work"]
+
+
 async def test_failed_flush_leaves_objects_pending_and_requires_rollback(
     orm_engine: AsyncEngine,
 ) -> None:
