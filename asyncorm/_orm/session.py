@@ -1090,10 +1090,18 @@ class _NestedBegin:
         assert transaction is not None
         if not transaction.active:
             return
-        if exc_type is None:
-            await transaction.commit()
-        else:
+        if exc_type is not None:
             await transaction.rollback()
+            return
+        try:
+            await transaction.commit()
+        except BaseException:
+            # A commit that fails (its flush, say) rolls the SAVEPOINT back, and the error
+            # propagates: ``try: async with session.begin_nested(): ... except
+            # IntegrityError:`` leaves the outer transaction usable, as in SQLAlchemy.
+            if transaction.active:
+                await transaction.rollback()
+            raise
 
 
 class async_sessionmaker(Generic[_S]):

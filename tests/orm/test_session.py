@@ -722,6 +722,26 @@ async def test_rolling_back_a_savepoint_expires_what_was_changed_unflushed_in_it
     assert await users_named(orm_engine) == ["before"]
 
 
+async def test_a_begin_nested_block_whose_flush_fails_rolls_its_savepoint_back(
+    orm_engine: AsyncEngine,
+) -> None:
+    """SQLAlchemy's "insert unless it exists": the failed savepoint is rolled back, the
+    error propagates, and the outer transaction can still commit."""
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        session.add(User(fullname="outer work"))
+        clash = User(id=existing.id, fullname="clash")
+        with pytest.raises(sa_exc.IntegrityError):
+            async with session.begin_nested():
+                session.add(clash)  # flushed as the block ends
+        assert session.is_active and not session.in_nested_transaction()
+        assert asyncorm.inspect(clash).transient
+        await session.commit()
+    assert await users_named(orm_engine) == ["existing", "outer work"]
+
+
 async def test_rolling_back_an_outer_savepoint_clears_a_failure_in_an_inner_one(
     orm_engine: AsyncEngine,
 ) -> None:
