@@ -505,7 +505,11 @@ class AsyncSession:
             if root is not None and not committed:
                 await root.commit()
             await self._release_connection()
+            transaction = self._transaction
             self._transaction = None
+            while transaction is not None:  # the COMMIT ends every level, SAVEPOINTs too
+                transaction.active = False
+                transaction = transaction.parent
             for state in deleted:  # their flushes unpinned them (IdentityMap.discard_all)
                 state.session = None
             if self.expire_on_commit:

@@ -761,6 +761,17 @@ async def test_rolling_back_an_outer_savepoint_clears_a_failure_in_an_inner_one(
     assert await users_named(orm_engine) == ["existing", "outer work"]
 
 
+async def test_commit_inside_a_begin_nested_block_ends_the_block(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        async with session.begin(), session.begin_nested() as savepoint:
+            user = User(fullname="committed")
+            session.add(user)
+            await session.commit()  # the whole transaction, SAVEPOINT included
+            assert not savepoint.is_active and not session.in_transaction()
+        assert asyncorm.inspect(user).persistent and not session.in_transaction()
+    assert await users_named(orm_engine) == ["committed"]
+
+
 async def test_failed_flush_leaves_objects_pending_and_requires_rollback(
     orm_engine: AsyncEngine,
 ) -> None:
