@@ -69,10 +69,17 @@ class SessionTransaction:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self.active:
             return
-        if exc_type is None:
-            await self.commit()
-        else:
+        if exc_type is not None:
             await self.rollback()
+            return
+        try:
+            await self.commit()
+        except BaseException:
+            # Commit on success, roll back on error: a failed commit too (its flush, or the
+            # COMMIT itself), before the error propagates.
+            if self.active:
+                await self.rollback()
+            raise
 
     async def commit(self) -> None:
         if self.nested:

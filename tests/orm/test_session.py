@@ -901,6 +901,22 @@ async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 1
 
 
+async def test_a_begin_block_whose_commit_fails_rolls_back(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        clash = User(id=existing.id, fullname="clash")
+        with pytest.raises(sa_exc.IntegrityError):
+            async with session.begin():
+                session.add(clash)  # flushed by the commit as the block ends
+        assert session.is_active and not session.in_transaction()
+        assert asyncorm.inspect(clash).transient and not session.new
+        async with session.begin():
+            session.add(User(fullname="next"))
+    assert await count_users(orm_engine) == 2
+
+
 async def test_inspect_states_through_lifecycle(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         user = User(fullname="life")
