@@ -151,8 +151,10 @@ class AsyncSession:
         self._connection: AsyncConnection | None = None
         self._root_transaction: AsyncTransaction | None = None
         self._failed: BaseException | None = None
-        #: the transaction level a failed flush already rolled back
+        #: the transaction level a failed flush (or COMMIT) already rolled back
         self._failed_level: SessionTransaction | None = None
+        #: what failed: "a flush" or "the COMMIT"
+        self._failed_during = "a flush"
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
         self._no_autoflush = 0
@@ -510,7 +512,11 @@ class AsyncSession:
             root = self._root_transaction
             deleted = self._collect_deleted()
             if root is not None and not committed:
-                await root.commit()
+                try:
+                    await root.commit()
+                except BaseException as error:
+                    self._fail_commit(error)
+                    raise
             await self._release_connection()
             transaction = self._transaction
             self._transaction = None
@@ -525,6 +531,18 @@ class AsyncSession:
                 await self.dispatch.fire("after_commit", self)
         finally:
             self._exit()
+
+    def _fail_commit(self, error: BaseException) -> None:
+        """The COMMIT failed: the database rolled the whole transaction back, and the
+        connection went back to the pool. Like a failed flush, the session then needs
+        rollback(), which restores the objects' states."""
+        root = self._transaction
+        assert root is not None
+        while root.parent is not None:
+            root = root.parent
+        self._failed = error
+        self._failed_level = root
+        self._failed_during = "the COMMIT"
 
     def _collect_deleted(self) -> list[InstanceState]:
         transaction = self._transaction
@@ -624,8 +642,9 @@ class AsyncSession:
     def _check_failed(self) -> None:
         if self._failed is not None:
             raise PendingRollbackError(
-                "this session's transaction was rolled back because a flush failed "
-                f"({type(self._failed).__name__}: {self._failed}); call "
+                "this session's transaction was rolled back because "
+                f"{self._failed_during} failed ({type(self._failed).__name__}: "
+                f"{self._failed}); call "
                 "`await session.rollback()` before using the session again"
             ) from self._failed
 
@@ -787,6 +806,7 @@ class AsyncSession:
             await self._release_connection()
         self._failed = error
         self._failed_level = transaction
+        self._failed_during = "a flush"
 
     def _apply_flush(
         self,

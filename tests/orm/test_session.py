@@ -1174,3 +1174,36 @@ async def test_failed_commit_carried_by_the_statement_keeps_objects_pending(
         await session.commit()
         rows = (await session.execute(select(DeferredLink.id, DeferredLink.user_id))).all()
         assert [tuple(row) for row in rows] == [(1, user.id)]
+
+
+async def test_a_failed_commit_requires_rollback_which_restores_objects(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with orm_engine.begin() as conn:
+        await conn.execute(text(DEFERRED_LINKS_DDL))
+    async with AsyncSession(orm_engine) as session:
+        kept = User(fullname="kept")
+        session.add(kept)
+        await session.commit()
+        added = User(fullname="lost with the COMMIT")
+        session.add(added)
+        await session.delete(kept)
+        await session.flush()
+        link = DeferredLink(id=1, user_id=12345)  # no such user: checked at COMMIT
+        session.add(link)
+        await session.flush()
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.commit()  # nothing left to flush: the COMMIT alone fails
+        assert not session.is_active
+        with pytest.raises(sa_exc.PendingRollbackError, match="rollback"):
+            await session.execute(select(User))
+        with pytest.raises(sa_exc.PendingRollbackError, match="rollback"):
+            await session.commit()
+        await session.rollback()
+        assert session.is_active and not session.in_transaction()
+        assert asyncorm.inspect(added).transient and asyncorm.inspect(link).transient
+        assert asyncorm.inspect(kept).persistent and kept in session
+        session.add(User(fullname="next"))
+        await session.commit()
+    assert orm_engine.pool.status()["checked_out"] == 0
+    assert await users_named(orm_engine) == ["kept", "next"]
