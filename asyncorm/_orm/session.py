@@ -253,7 +253,7 @@ class AsyncSession:
 
     def add_all(self, instances: Iterable[object]) -> None:
         self._check_failed()
-        new = self._new
+        new, deleted = self._new, self._deleted
         pinned = self._identity_map._pinned
         last_mapper: Any = None
         cascade_keys: frozenset[str] = frozenset()
@@ -269,6 +269,9 @@ class AsyncSession:
                 new[state] = state
                 pinned[state] = instance
             else:
+                if state in deleted:  # add() takes back a delete() not flushed yet
+                    del deleted[state]
+                    pinned.pop(state, None)
                 self._attach(state, instance)
             mapper = state.mapper
             if mapper is not last_mapper:

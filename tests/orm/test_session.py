@@ -217,6 +217,18 @@ async def test_delete(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 0
 
 
+async def test_add_after_delete_cancels_the_delete(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="kept")
+        session.add(user)
+        await session.commit()
+        await session.delete(user)
+        session.add(user)  # changed my mind, before any flush
+        assert user not in session.deleted and user in session
+        await session.commit()
+    assert await count_users(orm_engine) == 1
+
+
 async def test_autobegin_and_autobegin_false(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         assert not session.in_transaction()
