@@ -602,7 +602,8 @@ class AsyncSession:
 
     def _undo_unflushed(self) -> None:
         """Forget the changes not flushed yet, as a rollback does: pending objects become
-        transient again, objects marked for deletion stay, changed ones are expired.
+        transient again, objects marked for deletion are no longer marked, changed ones are
+        expired.
 
         Beginning a SAVEPOINT flushes, so when one is rolled back every such change was made
         inside it (or inside a SAVEPOINT within it)."""
@@ -614,7 +615,7 @@ class AsyncSession:
             for state in deleted.values():
                 self._identity_map.unpin(state)
             deleted.clear()
-        if self._identity_map._held:  # after a root rollback's expiry, nothing is
+        if self._identity_map._held:  # empty after a root rollback: it expired everything
             self._expire_states(self._identity_map.changed_states())
 
     async def _release_connection(self) -> None:
