@@ -103,7 +103,8 @@ class ObjectDeletedError(InvalidRequestError):
 
 
 class PendingRollbackError(InvalidRequestError):
-    """A flush failed earlier in this transaction; ``rollback()`` must be called first."""
+    """A flush or the COMMIT failed earlier in this transaction; ``rollback()`` must be
+    called first."""
 
 
 class UnloadedAttributeError(InvalidRequestError):

@@ -69,10 +69,17 @@ class SessionTransaction:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self.active:
             return
-        if exc_type is None:
-            await self.commit()
-        else:
+        if exc_type is not None:
             await self.rollback()
+            return
+        try:
+            await self.commit()
+        except BaseException:
+            # Commit on success, roll back on error: a failed commit too (its flush, or the
+            # COMMIT itself), before the error propagates.
+            if self.active:
+                await self.rollback()
+            raise
 
     async def commit(self) -> None:
         if self.nested:
@@ -144,8 +151,10 @@ class AsyncSession:
         self._connection: AsyncConnection | None = None
         self._root_transaction: AsyncTransaction | None = None
         self._failed: BaseException | None = None
-        #: the transaction level a failed flush already rolled back
+        #: the transaction level a failed flush (or COMMIT) already rolled back
         self._failed_level: SessionTransaction | None = None
+        #: what failed: "a flush" or "the COMMIT"
+        self._failed_during = "a flush"
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
         self._no_autoflush = 0
@@ -244,7 +253,7 @@ class AsyncSession:
 
     def add_all(self, instances: Iterable[object]) -> None:
         self._check_failed()
-        new = self._new
+        new, deleted = self._new, self._deleted
         pinned = self._identity_map._pinned
         last_mapper: Any = None
         cascade_keys: frozenset[str] = frozenset()
@@ -260,6 +269,9 @@ class AsyncSession:
                 new[state] = state
                 pinned[state] = instance
             else:
+                if state in deleted:  # add() takes back a delete() not flushed yet
+                    del deleted[state]
+                    pinned.pop(state, None)
                 self._attach(state, instance)
             mapper = state.mapper
             if mapper is not last_mapper:
@@ -475,20 +487,26 @@ class AsyncSession:
         try:
             if not nested.active:
                 return
+            failed_level = self._failed_level
+            # Whether the level a flush failed in is rolled back now, ending the failure.
+            ends_failure = nested is failed_level
             # Inner savepoints first.
             while self._transaction is not None and self._transaction is not nested:
                 inner = self._transaction
+                ends_failure = ends_failure or inner is failed_level
                 self._restore_after_rollback(inner, expire_all=False)
                 inner.active = False
                 self._transaction = inner.parent
             assert nested.savepoint is not None
-            if self._failed is None or self._failed_level is not nested:
+            if failed_level is not nested:  # the failed flush rolled that one back already
                 await nested.savepoint.rollback()
             self._restore_after_rollback(nested, expire_all=False)
+            self._undo_unflushed()
             nested.active = False
             self._transaction = nested.parent
-            if self._failed is not None and self._failed_level is nested:
+            if ends_failure:
                 self._failed = None
+                self._failed_level = None
         finally:
             self._exit()
 
@@ -503,9 +521,17 @@ class AsyncSession:
             root = self._root_transaction
             deleted = self._collect_deleted()
             if root is not None and not committed:
-                await root.commit()
+                try:
+                    await root.commit()
+                except BaseException as error:
+                    self._fail_commit(error)
+                    raise
             await self._release_connection()
+            transaction = self._transaction
             self._transaction = None
+            while transaction is not None:  # the COMMIT ends every level, SAVEPOINTs too
+                transaction.active = False
+                transaction = transaction.parent
             for state in deleted:  # their flushes unpinned them (IdentityMap.discard_all)
                 state.session = None
             if self.expire_on_commit:
@@ -514,6 +540,18 @@ class AsyncSession:
                 await self.dispatch.fire("after_commit", self)
         finally:
             self._exit()
+
+    def _fail_commit(self, error: BaseException) -> None:
+        """The COMMIT failed: the database rolled the whole transaction back, and the
+        connection went back to the pool. Like a failed flush, the session then needs
+        rollback(), which restores the objects' states."""
+        root = self._transaction
+        assert root is not None
+        while root.parent is not None:
+            root = root.parent
+        self._failed = error
+        self._failed_level = root
+        self._failed_during = "the COMMIT"
 
     def _collect_deleted(self) -> list[InstanceState]:
         transaction = self._transaction
@@ -541,11 +579,7 @@ class AsyncSession:
             await self._release_connection()
             self._failed = None
             self._failed_level = None
-            for state in list(self._new.values()):
-                self._detach(state)
-            for state in self._deleted.values():
-                self._identity_map.unpin(state)
-            self._deleted.clear()
+            self._undo_unflushed()
             if self.dispatch.has("after_rollback"):
                 await self.dispatch.fire("after_rollback", self)
         finally:
@@ -571,6 +605,24 @@ class AsyncSession:
             self._expire_states(self._identity_map.states())
         else:
             self._expire_states([*transaction.updated.values(), *transaction.deleted.values()])
+
+    def _undo_unflushed(self) -> None:
+        """Forget the changes not flushed yet, as a rollback does: pending objects become
+        transient again, objects marked for deletion are no longer marked, changed ones are
+        expired.
+
+        Beginning a SAVEPOINT flushes, so when one is rolled back every such change was made
+        inside it (or inside a SAVEPOINT within it)."""
+        if self._new:
+            for state in list(self._new.values()):
+                self._detach(state)
+        deleted = self._deleted
+        if deleted:
+            for state in deleted.values():
+                self._identity_map.unpin(state)
+            deleted.clear()
+        if self._identity_map._held:  # empty after a root rollback: it expired everything
+            self._expire_states(self._identity_map.changed_states())
 
     async def _release_connection(self) -> None:
         connection = self._connection
@@ -600,8 +652,9 @@ class AsyncSession:
     def _check_failed(self) -> None:
         if self._failed is not None:
             raise PendingRollbackError(
-                "this session's transaction was rolled back because a flush failed "
-                f"({type(self._failed).__name__}: {self._failed}); call "
+                "this session's transaction was rolled back because "
+                f"{self._failed_during} failed ({type(self._failed).__name__}: "
+                f"{self._failed}); call "
                 "`await session.rollback()` before using the session again"
             ) from self._failed
 
@@ -765,6 +818,7 @@ class AsyncSession:
             await self._release_connection()
         self._failed = error
         self._failed_level = transaction
+        self._failed_during = "a flush"
 
     def _apply_flush(
         self,
@@ -1079,10 +1133,18 @@ class _NestedBegin:
         assert transaction is not None
         if not transaction.active:
             return
-        if exc_type is None:
-            await transaction.commit()
-        else:
+        if exc_type is not None:
             await transaction.rollback()
+            return
+        try:
+            await transaction.commit()
+        except BaseException:
+            # A commit that fails (its flush, say) rolls the SAVEPOINT back, and the error
+            # propagates: ``try: async with session.begin_nested(): ... except
+            # IntegrityError:`` leaves the outer transaction usable, as in SQLAlchemy.
+            if transaction.active:
+                await transaction.rollback()
+            raise
 
 
 class async_sessionmaker(Generic[_S]):

@@ -218,6 +218,18 @@ async def test_delete(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 0
 
 
+async def test_add_after_delete_cancels_the_delete(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="kept")
+        session.add(user)
+        await session.commit()
+        await session.delete(user)
+        session.add(user)  # changed my mind, before any flush
+        assert user not in session.deleted and user in session
+        await session.commit()
+    assert await count_users(orm_engine) == 1
+
+
 async def test_autobegin_and_autobegin_false(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         assert not session.in_transaction()
@@ -758,6 +770,125 @@ async def test_rolling_back_a_savepoint_expires_what_it_updated(orm_engine: Asyn
         assert names == ["changed before", "in", "deep"]
 
 
+async def users_named(engine: AsyncEngine) -> list[str]:
+    """The committed users' names in insertion order (read outside transactions)."""
+    async with engine.connect() as conn:
+        result = await conn.execute(select(User.fullname).order_by(User.id))
+        return list(result.scalars().all())
+
+
+async def test_rolling_back_a_savepoint_undoes_a_delete_made_in_it(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        user = User(fullname="kept")
+        session.add(user)
+        await session.commit()
+        with pytest.raises(ValueError, match="abort"):
+            async with session.begin_nested():
+                await session.delete(user)
+                assert user in session.deleted
+                raise ValueError("abort the savepoint")
+        assert user not in session.deleted and user in session
+        await session.commit()
+    assert await users_named(orm_engine) == ["kept"]
+
+
+async def test_rolling_back_a_savepoint_makes_objects_added_in_it_transient(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        savepoint = await session.begin_nested()
+        inside = User(fullname="inside")
+        session.add(inside)
+        await savepoint.rollback()
+        assert asyncorm.inspect(inside).transient and inside not in session.new
+        # A flush that failed inside the savepoint: its rollback drops the offending object,
+        # so the transaction goes on.
+        savepoint = await session.begin_nested()
+        clash = User(id=existing.id, fullname="clash")
+        session.add(clash)
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.flush()
+        await savepoint.rollback()
+        assert asyncorm.inspect(clash).transient and session.is_active
+        session.add(User(fullname="after"))
+        await session.commit()
+    assert await users_named(orm_engine) == ["existing", "after"]
+
+
+async def test_rolling_back_a_savepoint_expires_what_was_changed_unflushed_in_it(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        user = User(fullname="before")
+        session.add(user)
+        await session.commit()
+        savepoint = await session.begin_nested()
+        user.fullname = "changed in"
+        await savepoint.rollback()
+        assert user not in session.dirty
+        with pytest.raises(sa_exc.UnloadedAttributeError, match="expired"):
+            user.fullname  # noqa: B018
+        await session.commit()
+        await session.refresh(user)
+        assert user.fullname == "before"
+    assert await users_named(orm_engine) == ["before"]
+
+
+async def test_a_begin_nested_block_whose_flush_fails_rolls_its_savepoint_back(
+    orm_engine: AsyncEngine,
+) -> None:
+    """SQLAlchemy's "insert unless it exists": the failed savepoint is rolled back, the
+    error propagates, and the outer transaction can still commit."""
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        session.add(User(fullname="outer work"))
+        clash = User(id=existing.id, fullname="clash")
+        with pytest.raises(sa_exc.IntegrityError):
+            async with session.begin_nested():
+                session.add(clash)  # flushed as the block ends
+        assert session.is_active and not session.in_nested_transaction()
+        assert asyncorm.inspect(clash).transient
+        await session.commit()
+    assert await users_named(orm_engine) == ["existing", "outer work"]
+
+
+async def test_rolling_back_an_outer_savepoint_clears_a_failure_in_an_inner_one(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        session.add(User(fullname="outer work"))
+        outer = await session.begin_nested()
+        await session.begin_nested()
+        session.add(User(id=existing.id, fullname="clash"))
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.flush()
+        await outer.rollback()  # rolls the inner, failed one back too
+        assert session.is_active and not session.in_nested_transaction()
+        await session.commit()
+    assert await users_named(orm_engine) == ["existing", "outer work"]
+
+
+async def test_commit_inside_a_begin_nested_block_ends_the_block(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        async with session.begin(), session.begin_nested() as savepoint:
+            user = User(fullname="committed")
+            session.add(user)
+            await session.commit()  # the whole transaction, SAVEPOINT included
+            assert not savepoint.is_active and not session.in_transaction()
+        assert asyncorm.inspect(user).persistent and not session.in_transaction()
+    assert await users_named(orm_engine) == ["committed"]
+
+
 async def test_failed_flush_leaves_objects_pending_and_requires_rollback(
     orm_engine: AsyncEngine,
 ) -> None:
@@ -979,6 +1110,22 @@ async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:
             raise RuntimeError("boom")
     assert seen[-1] == "after_rollback"
     assert await count_users(orm_engine) == 1
+
+
+async def test_a_begin_block_whose_commit_fails_rolls_back(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        existing = User(fullname="existing")
+        session.add(existing)
+        await session.commit()
+        clash = User(id=existing.id, fullname="clash")
+        with pytest.raises(sa_exc.IntegrityError):
+            async with session.begin():
+                session.add(clash)  # flushed by the commit as the block ends
+        assert session.is_active and not session.in_transaction()
+        assert asyncorm.inspect(clash).transient and not session.new
+        async with session.begin():
+            session.add(User(fullname="next"))
+    assert await count_users(orm_engine) == 2
 
 
 async def test_inspect_states_through_lifecycle(orm_engine: AsyncEngine) -> None:
@@ -1238,3 +1385,36 @@ async def test_failed_commit_carried_by_the_statement_keeps_objects_pending(
         await session.commit()
         rows = (await session.execute(select(DeferredLink.id, DeferredLink.user_id))).all()
         assert [tuple(row) for row in rows] == [(1, user.id)]
+
+
+async def test_a_failed_commit_requires_rollback_which_restores_objects(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with orm_engine.begin() as conn:
+        await conn.execute(text(DEFERRED_LINKS_DDL))
+    async with AsyncSession(orm_engine) as session:
+        kept = User(fullname="kept")
+        session.add(kept)
+        await session.commit()
+        added = User(fullname="lost with the COMMIT")
+        session.add(added)
+        await session.delete(kept)
+        await session.flush()
+        link = DeferredLink(id=1, user_id=12345)  # no such user: checked at COMMIT
+        session.add(link)
+        await session.flush()
+        with pytest.raises(sa_exc.IntegrityError):
+            await session.commit()  # nothing left to flush: the COMMIT alone fails
+        assert not session.is_active
+        with pytest.raises(sa_exc.PendingRollbackError, match="rollback"):
+            await session.execute(select(User))
+        with pytest.raises(sa_exc.PendingRollbackError, match="rollback"):
+            await session.commit()
+        await session.rollback()
+        assert session.is_active and not session.in_transaction()
+        assert asyncorm.inspect(added).transient and asyncorm.inspect(link).transient
+        assert asyncorm.inspect(kept).persistent and kept in session
+        session.add(User(fullname="next"))
+        await session.commit()
+    assert orm_engine.pool.status()["checked_out"] == 0
+    assert await users_named(orm_engine) == ["kept", "next"]

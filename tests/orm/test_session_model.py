@@ -109,6 +109,13 @@ class SessionMachine(RuleBasedStateMachine):
         self.run(self.session.delete(record.obj))
         record.status = "marked"
 
+    @precondition(lambda self: self.in_session("marked"))
+    @rule(data=st.data())
+    def add_back(self, data: st.DataObject) -> None:
+        record = data.draw(st.sampled_from(self.in_session("marked")))
+        self.session.add(record.obj)  # takes back the delete, not flushed yet
+        record.status = "persistent"
+
     @rule()
     def flush(self) -> None:
         self.run(self.session.flush())
