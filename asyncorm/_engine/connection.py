@@ -101,6 +101,23 @@ def _check_params(params: Any) -> bool:
     )
 
 
+def _check_same_keys(rows: Sequence[Mapping[str, Any]]) -> None:
+    """The first parameter set's keys make an INSERT's (or UPDATE's) columns, so a key only a
+    later set has would be lost silently: refused. (A later set may lack a key whose
+    column has a default; one that has none fails when it is bound.)"""
+    if len(set(map(len, rows))) == 1:
+        return  # the usual case, checked in C: sets of one size, none has a key more
+    first = rows[0].keys()
+    for number, row in enumerate(rows):
+        if not row.keys() <= first:
+            extra = sorted(row.keys() - first)
+            raise exc.ArgumentError(
+                f"parameter set {number} has {extra}, which the first set lacks: the first "
+                "set's keys make the statement's columns, so those values would be lost; "
+                "give the first set every key, or execute the other sets separately"
+            )
+
+
 LOGGED_ITEMS = 10
 """Parameter sets, values per set, and elements per list value that echo logs."""
 
@@ -582,7 +599,12 @@ class AsyncConnection:
             # otherwise.
             keys = None
             if statement._uses_param_keys:
-                keys = tuple(sorted(params.names)) if positional else _param_keys(params)
+                if positional:
+                    keys = tuple(sorted(params.names))
+                else:
+                    keys = _param_keys(params)
+                    if many:
+                        _check_same_keys(params)
             compiled = engine.dialect.compile(statement, keys)
             if positional:
                 names = params.names

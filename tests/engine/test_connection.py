@@ -21,10 +21,12 @@ from asyncorm import (
     MetaData,
     Result,
     Row,
+    String,
     Table,
     bindparam,
     event,
     exc,
+    insert,
     select,
     text,
     update,
@@ -129,6 +131,32 @@ async def test_executemany(engine: AsyncEngine, db: Database) -> None:
     async with engine.connect() as conn:
         qty = text("SELECT qty FROM items WHERE id <= 2 ORDER BY id")
         assert (await conn.execute(qty)).scalars().all() == [100, 200]
+
+
+async def test_executemany_sets_with_other_keys_than_the_first_are_refused(
+    engine: AsyncEngine,
+) -> None:
+    items = Table(
+        "items",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("name", String(50)),
+        Column("qty", Integer),
+    )
+    async with engine.begin() as conn:
+        # The first set's keys make the INSERT's columns: a later "qty" would be lost.
+        sets = [{"id": 1, "name": "a"}, {"id": 2, "name": "b", "qty": 5}]
+        with pytest.raises(exc.ArgumentError, match=r"parameter set 1 has \['qty'\]"):
+            await conn.execute(insert(items), sets * 200)
+        with pytest.raises(exc.ArgumentError, match="'qty'"):  # has no default to take
+            await conn.execute(insert(items), sets[::-1])
+        with pytest.raises(exc.ArgumentError, match=r"parameter set 1 has \['qty'\]"):
+            await conn.execute(
+                update(items).where(items.c.id == bindparam("key")),
+                [{"key": 1, "name": "a"}, {"key": 2, "name": "b", "qty": 3}],
+            )
+        await conn.execute(insert(items), [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
+    assert await count_items(engine) == 2
 
 
 async def test_executemany_with_returning(engine: AsyncEngine) -> None:

@@ -993,6 +993,21 @@ async def test_bulk_insert_update_delete_keep_identity_map_in_step(
     assert await count_users(orm_engine) == 2
 
 
+async def test_bulk_insert_rows_with_other_keys_than_the_first_are_refused(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        rows = [{"title": "a"}, {"title": "b", "body": "bee"}]
+        with pytest.raises(sa_exc.ArgumentError, match=r"parameter set 1 has \['body'\]"):
+            await session.execute(insert(Note), rows)  # "bee" would have been lost
+        await session.rollback()
+        await session.execute(insert(Note), rows[:1])
+        await session.execute(insert(Note), rows[1:])
+        await session.commit()
+        found = await session.execute(select(Note.title, Note.body).order_by(Note.id))
+        assert found.all() == [("a", None), ("b", "bee")]
+
+
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
