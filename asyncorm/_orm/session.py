@@ -38,6 +38,10 @@ SESSION_EVENTS = frozenset(
 )
 
 
+#: Flushes commit() runs at most, for changes that after_flush listeners make.
+_MAX_COMMIT_FLUSHES = 100
+
+
 class SessionTransaction:
     """One level of the session's transaction: the root one, or a SAVEPOINT.
 
@@ -518,6 +522,20 @@ class AsyncSession:
             if self._transaction is None:
                 self._autobegin()
             committed = await self._flush(commit=True)
+            # An after_flush listener may change objects again: flush until nothing is left,
+            # or those changes would be expired (or left dirty) after the COMMIT.
+            for _ in range(_MAX_COMMIT_FLUSHES):
+                if committed or not self._has_changes():
+                    break
+                if not (self._new or self._deleted or self._identity_map.changed_states()):
+                    break  # held objects whose values were set back: nothing to write
+                await self._flush()
+            else:
+                raise InvalidRequestError(
+                    f"commit() flushed {_MAX_COMMIT_FLUSHES} times and objects still have "
+                    "unflushed changes: is an after_flush listener changing objects on every "
+                    "flush? Call `await session.rollback()`, and make the listener stop"
+                )
             root = self._root_transaction
             deleted = self._collect_deleted()
             if root is not None and not committed:

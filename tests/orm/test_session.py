@@ -1363,6 +1363,42 @@ async def test_after_flush_listener_sees_the_flush_before_the_commit(
     assert await count_users(orm_engine) == 1
 
 
+async def test_commit_flushes_what_an_after_flush_listener_changed(
+    orm_engine: AsyncEngine,
+) -> None:
+    audits: list[Note] = []
+    async with AsyncSession(orm_engine) as session:
+
+        def after_flush(flushed: AsyncSession, context: object) -> None:
+            for user in flushed.identity_map.objects():
+                if isinstance(user, User) and user.fullname == "draft":
+                    user.fullname = "stamped"  # a change made after this flush's SQL
+            if not audits:
+                audits.append(Note(title="audit"))
+                flushed.add(audits[0])
+
+        asyncorm.event.listen(session, "after_flush", after_flush)
+        user = User(fullname="draft")
+        session.add(user)
+        await session.commit()
+        assert not session.dirty and not session.new
+    async with AsyncSession(orm_engine) as session:
+        assert (await session.scalars(select(User.fullname))).all() == ["stamped"]
+        assert (await session.scalars(select(Note.title))).all() == ["audit"]
+
+    async with AsyncSession(orm_engine) as session:
+
+        def endless(flushed: AsyncSession, context: object) -> None:
+            flushed.add(Note(title="again"))
+
+        asyncorm.event.listen(session, "after_flush", endless)
+        session.add(Note(title="first"))
+        with pytest.raises(sa_exc.InvalidRequestError, match="after_flush listener"):
+            await session.commit()
+        await session.rollback()
+    assert await count_users(orm_engine) == 1
+
+
 async def test_failed_commit_carried_by_the_statement_keeps_objects_pending(
     orm_engine: AsyncEngine,
 ) -> None:
