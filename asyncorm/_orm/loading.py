@@ -78,7 +78,7 @@ async def execute(
     if session._autoflush_due():
         await session._flush()
     if session.dispatch.has("before_execute"):
-        await session.dispatch.fire("before_execute", session._get_connection(), statement, params)
+        await _fire_before_execute(session, statement, params)
     if isinstance(statement, Update | Delete) and mapper_for_table(statement.table):
         connection = session._get_connection()
         return await bulk.execute_update_delete(session, connection, statement, params, options)
@@ -86,6 +86,12 @@ async def execute(
         return await execute_orm_select(session, statement, params, options)
     connection = session._get_connection()
     return await connection.execute(statement, params)
+
+
+async def _fire_before_execute(session: AsyncSession, statement: Any, params: Any) -> None:
+    """The session's ``before_execute`` listeners, for a statement the session runs on the
+    user's behalf: execute(), stream(), get() on a miss, refresh()."""
+    await session.dispatch.fire("before_execute", session._get_connection(), statement, params)
 
 
 async def execute_orm_select(
@@ -268,6 +274,8 @@ async def get(
     if with_for_update:
         statement = statement.with_for_update()
     params = _get_params(mapper, key)
+    if session.dispatch.has("before_execute"):
+        await _fire_before_execute(session, statement, params)
     if options or mapper.loads_eagerly:
         result = await execute_orm_select(
             session, statement, params, {"populate_existing": populate_existing}
@@ -300,6 +308,8 @@ async def refresh(
     connection = session._get_connection()
     statement = _get_statement(mapper)
     params = _get_params(mapper, state.key)
+    if session.dispatch.has("before_execute"):
+        await _fire_before_execute(session, statement, params)
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
         pk = mapper.primary_key_of(state.key)
@@ -378,6 +388,8 @@ async def stream(
     options = {**getattr(statement, "_execution_options", {}), **execution_options}
     connection = session._get_connection()
     chunk_size = options.get("yield_per")
+    if session.dispatch.has("before_execute"):
+        await _fire_before_execute(session, statement, params)
     if not _is_orm_select(statement):
         return await connection.stream(statement, params, chunk_size=chunk_size)
     populate = bool(options.get("populate_existing"))

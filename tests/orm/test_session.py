@@ -1112,6 +1112,33 @@ async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 1
 
 
+async def test_session_before_execute_sees_every_query_the_session_runs(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(User(id=1, fullname="one"))
+        await session.commit()
+    Session = async_sessionmaker(orm_engine, expire_on_commit=False)
+    seen: list[Any] = []
+    asyncorm.event.listen(
+        Session, "before_execute", lambda conn, stmt, params: seen.append((str(stmt), params))
+    )
+    async with Session() as session:
+        await session.execute(select(User.id))
+        assert len(seen) == 1
+        streamed = await session.stream_scalars(select(User).where(User.id == 1))
+        user = await streamed.one()
+        assert len(seen) == 2 and "WHERE" in seen[-1][0]
+        await session.refresh(user)
+        assert len(seen) == 3 and list(seen[-1][1].values()) == [1]
+        session.expunge(user)
+        again = await session.get(User, 1)  # a miss: one SELECT
+        assert again is not None and again is not user
+        assert len(seen) == 4 and list(seen[-1][1].values()) == [1]
+        assert await session.get(User, 1) is again  # a hit: nothing runs
+        assert len(seen) == 4
+
+
 async def test_a_begin_block_whose_commit_fails_rolls_back(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         existing = User(fullname="existing")
