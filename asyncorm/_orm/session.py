@@ -146,7 +146,7 @@ class AsyncSession:
         self.autoflush = autoflush
         self.expire_on_commit = expire_on_commit
         self.autobegin = autobegin
-        self.info: dict[str, Any] = info if info is not None else {}
+        self.info: dict[str, Any] = dict(info) if info else {}  # the session's own
         self.dispatch = Dispatcher("AsyncSession", SESSION_EVENTS, _parent_dispatch)
         self._identity_map = IdentityMap()
         self._new: dict[InstanceState, InstanceState] = {}
@@ -1213,8 +1213,8 @@ class async_sessionmaker(Generic[_S]):
     def __call__(self, **local_kw: Any) -> _S:
         options = {**self.kw, **local_kw}
         bind = options.pop("bind", self.bind)
-        if self.info is not None and "info" not in options:
-            options["info"] = dict(self.info)
+        if self.info:  # the factory's info, with the call's on top (each session a copy)
+            options["info"] = {**self.info, **(local_kw.get("info") or {})}
         session: _S = self.class_(bind, _parent_dispatch=self.dispatch, **options)
         return session
 
@@ -1225,6 +1225,8 @@ class async_sessionmaker(Generic[_S]):
     def configure(self, **options: Any) -> None:
         if "bind" in options:
             self.bind = options.pop("bind")
+        if "info" in options:
+            self.info = options.pop("info")
         self.kw.update(options)
 
     def __repr__(self) -> str:

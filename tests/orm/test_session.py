@@ -1112,6 +1112,21 @@ async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 1
 
 
+async def test_each_session_has_its_own_info(orm_engine: AsyncEngine) -> None:
+    Session = async_sessionmaker(orm_engine, info={"app": "x"})
+    first, second = Session(), Session(info={"request": 1})
+    first.info["user"] = "ann"
+    assert second.info == {"app": "x", "request": 1}  # the factory's, plus the call's
+    Session.configure(info={"app": "y"})
+    third, fourth = Session(), Session()
+    third.info["user"] = "bob"
+    assert fourth.info == {"app": "y"} and Session.info == {"app": "y"}
+    shared = {"tenant": 1}
+    fifth = AsyncSession(orm_engine, info=shared)
+    fifth.info["user"] = "cy"
+    assert shared == {"tenant": 1}
+
+
 async def test_session_before_execute_sees_every_query_the_session_runs(
     orm_engine: AsyncEngine,
 ) -> None:
