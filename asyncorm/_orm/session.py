@@ -59,6 +59,8 @@ class SessionTransaction:
         # Keyed by the states themselves, which hash and compare by identity.
         self.deleted: dict[InstanceState, InstanceState] = {}  # persistent -> deleted here
         self.updated: dict[InstanceState, InstanceState] = {}  # UPDATEd here (for SAVEPOINTs)
+        #: persistent objects whose primary key a flush changed here: their key before
+        self.rekeyed: dict[InstanceState, Any] = {}
 
     # ``async with session.begin():`` / ``await session.begin()``
     def __await__(self) -> Any:
@@ -482,6 +484,8 @@ class AsyncSession:
             parent.inserted.extend(nested.inserted)
             parent.deleted.update(nested.deleted)
             parent.updated.update(nested.updated)
+            for state, key in nested.rekeyed.items():
+                parent.rekeyed.setdefault(state, key)
             self._transaction = parent
         finally:
             self._exit()
@@ -610,6 +614,9 @@ class AsyncSession:
             if state() is not None:
                 state.session = self
                 self._identity_map.add(state)
+        for state, key in transaction.rekeyed.items():
+            if state.session is self and state.key is not None:
+                self._restore_key(state, key)
         for state in transaction.inserted:
             if state.session is not self:
                 continue  # expunged since: no longer this session's to restore
@@ -623,6 +630,19 @@ class AsyncSession:
             self._expire_states(self._identity_map.states())
         else:
             self._expire_states([*transaction.updated.values(), *transaction.deleted.values()])
+
+    def _restore_key(self, state: InstanceState, key: Any) -> None:
+        """A rolled-back flush changed this object's primary key: back to ``key``, in the
+        object and in the identity map."""
+        entries = self._identity_map.states_of(state.mapper)
+        if entries.get(state.key) is state:
+            del entries[state.key]
+        state.key = key
+        obj = state()
+        if obj is not None:
+            mapper = state.mapper
+            obj.__dict__.update(zip(mapper.pk_keys, mapper.primary_key_of(key), strict=True))
+            entries[key] = state
 
     def _undo_unflushed(self) -> None:
         """Forget the changes not flushed yet, as a rollback does: pending objects become
@@ -882,6 +902,7 @@ class AsyncSession:
                 if not state.mapper.pk_key_set.isdisjoint(values):  # the key itself changed
                     new_key = state.mapper.identity_key_of(obj.__dict__)
                     if new_key != state.key:
+                        transaction.rekeyed.setdefault(state, state.key)
                         identity_map.discard(state)
                         state.key = new_key
                         identity_map.add(state)

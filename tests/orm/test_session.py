@@ -529,6 +529,44 @@ async def test_changing_a_primary_key_moves_the_identity(orm_engine: AsyncEngine
         assert rows.all() == [(3, 9, "mover")]
 
 
+async def test_rollback_gives_a_changed_primary_key_back(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        session.add(Seat(row=4, number=1, holder="stays"))
+        await session.commit()
+        seat = await session.get_one(Seat, (4, 1))
+        seat.number = 2
+        await session.flush()
+        await session.rollback()
+        assert asyncorm.inspect(seat).identity == (4, 1) and seat.number == 1
+        assert await session.get(Seat, (4, 1)) is seat  # one row, one object
+        await session.refresh(seat)
+        assert seat.holder == "stays"
+
+        async with session.begin_nested():
+            seat.number = 5
+            await session.flush()
+            async with session.begin_nested():  # released: its change is the outer one's
+                seat.number = 6
+                await session.flush()
+            assert asyncorm.inspect(seat).identity == (4, 6)
+            await session.begin_nested()
+            seat.number = 7
+            await session.flush()
+            await session.rollback()  # the whole transaction
+        assert asyncorm.inspect(seat).identity == (4, 1) and seat.number == 1
+
+        savepoint = await session.begin_nested()
+        seat.number = 8
+        await session.flush()
+        await savepoint.rollback()
+        assert asyncorm.inspect(seat).identity == (4, 1) and seat.number == 1
+        seat.holder = "kept"
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        rows = await session.execute(select(Seat.row, Seat.number, Seat.holder))
+        assert rows.all() == [(4, 1, "kept")]
+
+
 async def test_identity_map_keeps_pending_changes(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine, autoflush=False) as session:
         session.add(User(fullname="db value"))
