@@ -611,8 +611,8 @@ class AsyncSession:
         # Deleted first: a row inserted and deleted in this transaction ends up transient.
         for state in transaction.deleted.values():
             state.deleted = False
-            if state() is not None:
-                state.session = self
+            # One expunged since is no longer this session's to restore: it stays detached.
+            if state.session is self and state() is not None:
                 self._identity_map.add(state)
         for state, key in transaction.rekeyed.items():
             if state.session is self and state.key is not None:

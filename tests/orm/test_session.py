@@ -336,6 +336,32 @@ async def test_expunge_and_merge(orm_engine: AsyncEngine) -> None:
         assert names == ["Via transient", "brand new"]
 
 
+async def test_rollback_leaves_an_expunged_deleted_object_detached(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        session.add_all([User(id=1, fullname="one"), User(id=2, fullname="two")])
+        await session.commit()
+        one = await session.get_one(User, 1)
+        await session.delete(one)
+        await session.flush()
+        session.expunge(one)
+        await session.rollback()
+        assert one not in session and asyncorm.inspect(one).detached
+        assert await session.get(User, 1) is not one  # the session's own object again
+        two = await session.get_one(User, 2)
+        async with session.begin_nested() as savepoint:
+            await session.delete(two)
+            await session.flush()
+            session.expunge(two)
+            await savepoint.rollback()
+        assert two not in session and asyncorm.inspect(two).detached
+        other = AsyncSession(orm_engine)
+        other.add(two)  # detached: free to join another session
+        assert two in other
+        other.expunge(two)
+
+
 async def test_close_detaches_and_session_is_reusable(orm_engine: AsyncEngine) -> None:
     session = AsyncSession(orm_engine)
     user = User(fullname="x")
