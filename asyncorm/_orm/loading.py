@@ -349,6 +349,17 @@ async def merge(session: AsyncSession, instance: Any, load: bool, memo: dict[int
     merged = None
     if key is not None:
         merged = session._identity_map.get(mapper, key)
+        if merged is not None and session._state_is_pending_delete(instance_state(merged)):
+            # Marked for deletion, that object is not the row's any more: as in SQLAlchemy,
+            # the delete is flushed (autoflush) and the merge makes a new object.
+            if not load:
+                raise InvalidRequestError(
+                    f"merge(load=False) of {instance!r}: this session's object for that row "
+                    "is marked for deletion; flush first, or merge with load=True"
+                )
+            merged = None
+            if session._autoflush_due():
+                await session._flush()
         if merged is None and load:
             merged = await get(session, mapper, key, (), False, False)
         elif merged is None and not load and state.committed:

@@ -362,6 +362,24 @@ async def test_rollback_leaves_an_expunged_deleted_object_detached(
         other.expunge(two)
 
 
+async def test_merge_onto_an_object_marked_for_deletion_makes_a_new_one(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        session.add(User(id=1, fullname="old"))
+        await session.commit()
+        doomed = await session.get_one(User, 1)
+        await session.delete(doomed)
+        with pytest.raises(sa_exc.InvalidRequestError, match="marked for deletion"):
+            await session.merge(User(id=1, fullname="new"), load=False)
+        merged = await session.merge(User(id=1, fullname="new"))
+        assert merged is not doomed and asyncorm.inspect(merged).pending
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        rows = await session.execute(select(User.id, User.fullname))
+        assert rows.all() == [(1, "new")]
+
+
 async def test_close_detaches_and_session_is_reusable(orm_engine: AsyncEngine) -> None:
     session = AsyncSession(orm_engine)
     user = User(fullname="x")
