@@ -1093,7 +1093,7 @@ class AsyncSession:
             key = ident  # the common get(User, 5), kept short: identity-map hits are hot
         else:
             key = mapper.identity_key_from_primary_key(ident)
-        if not populate_existing and not options:
+        if not populate_existing and not options and not with_for_update:  # else: a SELECT
             state = self._identity_map.get_state(mapper, key)
             if state is not None:
                 obj = state()

@@ -380,6 +380,23 @@ async def test_merge_onto_an_object_marked_for_deletion_makes_a_new_one(
         assert rows.all() == [(1, "new")]
 
 
+async def test_get_with_for_update_locks_an_object_already_in_the_map(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        user = User(fullname="locked")
+        session.add(user)
+        await session.commit()
+        statements: list[str] = []
+        asyncorm.event.listen(
+            orm_engine, "before_execute", lambda conn, stmt, params: statements.append(str(stmt))
+        )
+        assert await session.get(User, user.id) is user  # a hit: nothing runs
+        assert statements == []
+        assert await session.get(User, user.id, with_for_update=True) is user
+        assert len(statements) == 1 and "FOR UPDATE" in statements[0]  # (a no-op on SQLite)
+
+
 async def test_close_detaches_and_session_is_reusable(orm_engine: AsyncEngine) -> None:
     session = AsyncSession(orm_engine)
     user = User(fullname="x")
