@@ -265,7 +265,9 @@ class AsyncConnection:
         self._interrupted: str | None = None
         self._user: asyncio.Task[Any] | None = None
         self._depth = 0
-        self._streams: weakref.WeakSet[_StreamSource] | None = None  # made by stream()
+        #: open streams, each with the SAVEPOINT it was opened in (made by stream())
+        self._streams: weakref.WeakKeyDictionary[_StreamSource, AsyncTransaction | None] | None
+        self._streams = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -437,10 +439,19 @@ class AsyncConnection:
                 self._check_usable()
             return
         if commit:
+            if self._streams:  # streams opened inside now belong to the enclosing level
+                enclosing = self._savepoints[-1] if self._savepoints else None
+                for source, opened in list(self._streams.items()):
+                    if opened in inner:
+                        self._streams[source] = enclosing
             release = driver.release_savepoint(name)
             await self._savepoint_call(driver, release, f"RELEASE SAVEPOINT {name}")
             return
         with anyio.move_on_after(RESET_TIMEOUT, shield=True) as scope:
+            if self._streams:
+                # A cursor opened inside the SAVEPOINT does not survive its rollback
+                # (PostgreSQL drops it): end those streams, as a transaction's end does.
+                await self._close_streams(inner)
             rollback = driver.rollback_to_savepoint(name)
             await self._savepoint_call(driver, rollback, f"ROLLBACK TO SAVEPOINT {name}")
         if scope.cancelled_caught:
@@ -784,12 +795,15 @@ class AsyncConnection:
             keys, fetch, close, processors, chunk_size
         )
         if self._streams is None:
-            self._streams = weakref.WeakSet()
-        self._streams.add(result._source)
+            self._streams = weakref.WeakKeyDictionary()
+        self._streams[result._source] = self._savepoints[-1] if self._savepoints else None
         return result
 
-    async def _close_streams(self) -> None:
-        for source in list(self._streams or ()):
+    async def _close_streams(self, savepoints: Sequence[AsyncTransaction] | None = None) -> None:
+        """Close the open streams (only those opened inside ``savepoints``, if given)."""
+        for source, savepoint in list((self._streams or {}).items()):
+            if savepoints is not None and savepoint not in savepoints:
+                continue
             if not source.closed:
                 await source.close()
 

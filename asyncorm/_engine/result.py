@@ -987,6 +987,27 @@ class AsyncResult(_AsyncView, Generic[_T]):
         view: AsyncResult[Any] = AsyncResult(self._source, shape, shape.rows)
         return self._inherit_unique(view)
 
+    def _with_chunk_transform(
+        self,
+        keys: Sequence[str],
+        transform: Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]],
+        *,
+        bare: bool,
+    ) -> AsyncResult[Any]:
+        """The same stream with each fetched chunk of processed rows mapped through
+        ``transform`` as it arrives (the ORM makes the chunk's objects and runs their eager
+        loads); ``bare``: it returns the values of a one-column result themselves."""
+        source = self._source
+        fetch, tuples = source._fetch, self._shape.tuples
+
+        async def fetch_transformed(n: int) -> list[Any]:
+            return await transform(tuples(await fetch(n)))
+
+        source._fetch = fetch_transformed
+        shape = _Shape(tuple(keys), None, bare=bare)
+        view: AsyncResult[Any] = AsyncResult(source, shape, shape.rows)
+        return self._inherit_unique(view)
+
     def keys(self) -> ResultKeys:
         return ResultKeys(self._shape.keys)
 

@@ -78,7 +78,7 @@ async def execute(
     if session._autoflush_due():
         await session._flush()
     if session.dispatch.has("before_execute"):
-        await session.dispatch.fire("before_execute", session._get_connection(), statement, params)
+        await _fire_before_execute(session, statement, params)
     if isinstance(statement, Update | Delete) and mapper_for_table(statement.table):
         connection = session._get_connection()
         return await bulk.execute_update_delete(session, connection, statement, params, options)
@@ -86,6 +86,12 @@ async def execute(
         return await execute_orm_select(session, statement, params, options)
     connection = session._get_connection()
     return await connection.execute(statement, params)
+
+
+async def _fire_before_execute(session: AsyncSession, statement: Any, params: Any) -> None:
+    """The session's ``before_execute`` listeners, for a statement the session runs on the
+    user's behalf: execute(), stream(), get() on a miss, refresh()."""
+    await session.dispatch.fire("before_execute", session._get_connection(), statement, params)
 
 
 async def execute_orm_select(
@@ -98,43 +104,77 @@ async def execute_orm_select(
     from .._engine.result import Result
 
     populate = bool((options or statement._execution_options).get("populate_existing"))
-    plan_statement = statement
-    run_statement = statement
-    joined: list[tuple[int, Any, tuple[int, int]]] = []  # (entity position, relationship, span)
-    selectin: list[tuple[int, list[Any]]] = []
+    eager = _eager_loads(statement)
+    connection = session._get_connection()
+    rows, core_keys = await connection._execute_tuples(eager.statement, params)
+    if eager.wrapped:  # the plain columns' keys as the statement itself would name them
+        core_keys = tuple(key for key, _ in statement._labelled_columns(dedupe=False))
+    plan = loading_plan(statement, core_keys)
+    built = await _load_rows(session, plan, eager, rows, populate, {})
+    if plan.single_entity and not eager.joined:
+        return Result._of_values(plan.keys[0], built)
+    if any(relationship.uselist for _, relationship, _ in eager.joined):
+        built = _unique_rows(built)
+    return Result(plan.keys, built)
+
+
+@dataclass
+class _EagerLoads:
+    """The statement to run for an ORM select, with the eager loads its entities need."""
+
+    statement: Select[Any]
+    #: (entity position, relationship, span of the joined columns)
+    joined: list[tuple[int, Any, tuple[int, int]]]
+    #: (entity position, loader paths) for the loads that run after the query
+    selectin: list[tuple[int, list[Any]]]
+    #: whether the statement was wrapped in a subquery (LIMIT with a joined collection)
+    wrapped: bool = False
+
+
+def _eager_loads(statement: Select[Any]) -> _EagerLoads:
+    eager = _EagerLoads(statement, [], [])
     entity_positions = [
         (position, mapper)
         for position, raw in enumerate(statement._raw_columns)
         if (mapper := _entity_of(raw)) is not None and mapper.relationships
     ]
-    wrapped = False
-    if entity_positions:
-        configure_mappers()
-        entity_paths = [
-            (position, mapper, paths)
-            for position, mapper in entity_positions
-            if (paths := strategies.effective_steps(mapper, statement._options))
-        ]
-        parent_from = None
-        if strategies.limits_rows(statement) and any(
-            strategies.multiplies_rows(paths) for _, _, paths in entity_paths
-        ):
-            # LIMIT/OFFSET/DISTINCT/GROUP BY must count parents, not joined collection rows.
-            run_statement, parent_from = strategies.wrap_in_subquery(statement)
-            wrapped = True
-        for position, mapper, paths in entity_paths:
-            run_statement, added = strategies.add_joined_loads(
-                run_statement, mapper, paths, parent_from
-            )
-            joined.extend((position, relationship, span) for relationship, span, _ in added)
-            selectin.append((position, paths))
-    connection = session._get_connection()
-    rows, core_keys = await connection._execute_tuples(run_statement, params)
-    if wrapped:  # the plain columns' keys as the statement itself would name them
-        core_keys = tuple(key for key, _ in statement._labelled_columns(dedupe=False))
-    plan = loading_plan(plan_statement, core_keys)
+    if not entity_positions:
+        return eager
+    configure_mappers()
+    entity_paths = [
+        (position, mapper, paths)
+        for position, mapper in entity_positions
+        if (paths := strategies.effective_steps(mapper, statement._options))
+    ]
+    parent_from = None
+    if strategies.limits_rows(statement) and any(
+        strategies.multiplies_rows(paths) for _, _, paths in entity_paths
+    ):
+        # LIMIT/OFFSET/DISTINCT/GROUP BY must count parents, not joined collection rows.
+        eager.statement, parent_from = strategies.wrap_in_subquery(statement)
+        eager.wrapped = True
+    for position, mapper, paths in entity_paths:
+        eager.statement, added = strategies.add_joined_loads(
+            eager.statement, mapper, paths, parent_from
+        )
+        eager.joined.extend((position, relationship, span) for relationship, span, _ in added)
+        eager.selectin.append((position, paths))
+    return eager
+
+
+async def _load_rows(
+    session: AsyncSession,
+    plan: LoadingPlan,
+    eager: _EagerLoads,
+    rows: list[Any],
+    populate: bool,
+    seen: dict[tuple[int, str], bool],
+) -> list[Any]:
+    """Processed rows -> the result's objects (one entity, no joined loads) or tuples,
+    with the eager loads done. ``seen``: which relationships joined rows fill (kept across
+    the chunks of a stream)."""
     identity_map = session._identity_map
-    if plan.single_entity and not joined:
+    if plan.single_entity and not eager.joined:
         # The common shape: one entity per row, handed out with no tuple around each.
         # The driver's fresh row list becomes the list of objects, row by row.
         loader = plan.columns[0]
@@ -143,33 +183,25 @@ async def execute_orm_select(
         del rows
         with _collector_paused(len(objects)):
             loader.bind_in_place(identity_map, session, populate)(objects)
-        for _, paths in selectin:
+        for _, paths in eager.selectin:
             present = list({id(o): o for o in objects if o is not None}.values())
             await strategies.run_selectin_paths(session, present, paths, populate)
-        return Result._of_values(plan.keys[0], objects)
+        return objects
     columns = plan.bind(session, populate)
     with _collector_paused(len(rows)):
         built = [tuple(row[c] if isinstance(c, int) else c(row) for c in columns) for row in rows]
-    if joined:
-        seen: dict[tuple[int, str], bool] = {}
-        for (
-            relationship,
-            position,
-            span,
-        ) in ((r, p, s) for p, r, s in joined):
-            target = relationship.target
-            load_target = target.row_loader(target.column_keys, span[0]).bind(
-                identity_map, session, populate
-            )
-            for row, out in zip(rows, built, strict=True):
-                child = load_target(row)
-                strategies.populate_joined(out[position], child, relationship, seen, populate)
-        if any(relationship.uselist for _, relationship, _ in joined):
-            built = _unique_rows(built)
-    for position, paths in selectin:
+    for position, relationship, span in eager.joined:
+        target = relationship.target
+        load_target = target.row_loader(target.column_keys, span[0]).bind(
+            identity_map, session, populate
+        )
+        for row, out in zip(rows, built, strict=True):
+            child = load_target(row)
+            strategies.populate_joined(out[position], child, relationship, seen, populate)
+    for position, paths in eager.selectin:
         objects = list({id(o): o for out in built if (o := out[position]) is not None}.values())
         await strategies.run_selectin_paths(session, objects, paths, populate)
-    return Result(plan.keys, built)
+    return built
 
 
 #: Results at least this large are hydrated with the cyclic garbage collector paused.
@@ -242,6 +274,8 @@ async def get(
     if with_for_update:
         statement = statement.with_for_update()
     params = _get_params(mapper, key)
+    if session.dispatch.has("before_execute"):
+        await _fire_before_execute(session, statement, params)
     if options or mapper.loads_eagerly:
         result = await execute_orm_select(
             session, statement, params, {"populate_existing": populate_existing}
@@ -274,6 +308,8 @@ async def refresh(
     connection = session._get_connection()
     statement = _get_statement(mapper)
     params = _get_params(mapper, state.key)
+    if session.dispatch.has("before_execute"):
+        await _fire_before_execute(session, statement, params)
     rows, _ = await connection._execute_tuples(statement, params)
     if not rows:
         pk = mapper.primary_key_of(state.key)
@@ -313,6 +349,17 @@ async def merge(session: AsyncSession, instance: Any, load: bool, memo: dict[int
     merged = None
     if key is not None:
         merged = session._identity_map.get(mapper, key)
+        if merged is not None and session._state_is_pending_delete(instance_state(merged)):
+            # Marked for deletion, that object is not the row's any more: as in SQLAlchemy,
+            # the delete is flushed (autoflush) and the merge makes a new object.
+            if not load:
+                raise InvalidRequestError(
+                    f"merge(load=False) of {instance!r}: this session's object for that row "
+                    "is marked for deletion; flush first, or merge with load=True"
+                )
+            merged = None
+            if session._autoflush_due():
+                await session._flush()
         if merged is None and load:
             merged = await get(session, mapper, key, (), False, False)
         elif merged is None and not load and state.committed:
@@ -351,14 +398,39 @@ async def stream(
         await session._flush()
     options = {**getattr(statement, "_execution_options", {}), **execution_options}
     connection = session._get_connection()
-    result = await connection.stream(statement, params, chunk_size=options.get("yield_per"))
+    chunk_size = options.get("yield_per")
+    if session.dispatch.has("before_execute"):
+        await _fire_before_execute(session, statement, params)
     if not _is_orm_select(statement):
-        return result
-    plan = loading_plan(statement, tuple(result.keys()))
+        return await connection.stream(statement, params, chunk_size=chunk_size)
     populate = bool(options.get("populate_existing"))
-    columns = plan.bind(session, populate)
+    eager = _eager_loads(statement)
+    if not eager.joined and not any(paths for _, paths in eager.selectin):
+        result = await connection.stream(statement, params, chunk_size=chunk_size)
+        plan = loading_plan(statement, tuple(result.keys()))
+        columns = plan.bind(session, populate)
 
-    def transform(row: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(row[c] if isinstance(c, int) else c(row) for c in columns)
+        def transform(row: Sequence[Any]) -> tuple[Any, ...]:
+            return tuple(row[c] if isinstance(c, int) else c(row) for c in columns)
 
-    return result._with_row_transform(plan.keys, transform)
+        return result._with_row_transform(plan.keys, transform)
+    for _, relationship, _ in eager.joined:
+        if relationship.uselist:
+            name = f"{relationship.parent.class_.__name__}.{relationship.key}"
+            raise InvalidRequestError(
+                f"a joined load of the collection {name} cannot be streamed: a parent's "
+                "rows could be split between chunks. Load it with "
+                f"selectinload({name}) instead (it runs once per chunk), or use "
+                "execute() to read the whole result at once"
+            )
+    result = await connection.stream(eager.statement, params, chunk_size=chunk_size)
+    plan = loading_plan(statement, tuple(result.keys()))
+    seen: dict[tuple[int, str], bool] = {}
+
+    async def load(rows: list[Any]) -> list[Any]:
+        # Each chunk's objects are made, and their eager loads run, as it is fetched.
+        return await _load_rows(session, plan, eager, rows, populate, seen)
+
+    return result._with_chunk_transform(
+        plan.keys, load, bare=plan.single_entity and not eager.joined
+    )

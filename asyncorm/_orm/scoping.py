@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from ..exc import InvalidRequestError
 from .session import AsyncSession, async_sessionmaker
 
 _S = TypeVar("_S", bound=AsyncSession)
@@ -38,7 +39,10 @@ class async_scoped_session(Generic[_S]):
             if isinstance(scope, asyncio.Task):
                 scope.add_done_callback(self._task_done)
         elif kw:
-            raise ValueError("this task already has a session; options apply only on creation")
+            raise InvalidRequestError(
+                "this task already has a session, and options apply only when it is made; "
+                "call `await scoped.remove()` first to get a new one with these options"
+            )
         return session
 
     def has(self) -> bool:

@@ -38,6 +38,10 @@ SESSION_EVENTS = frozenset(
 )
 
 
+#: Flushes commit() runs at most, for changes that after_flush listeners make.
+_MAX_COMMIT_FLUSHES = 100
+
+
 class SessionTransaction:
     """One level of the session's transaction: the root one, or a SAVEPOINT.
 
@@ -55,6 +59,8 @@ class SessionTransaction:
         # Keyed by the states themselves, which hash and compare by identity.
         self.deleted: dict[InstanceState, InstanceState] = {}  # persistent -> deleted here
         self.updated: dict[InstanceState, InstanceState] = {}  # UPDATEd here (for SAVEPOINTs)
+        #: persistent objects whose primary key a flush changed here: their key before
+        self.rekeyed: dict[InstanceState, Any] = {}
 
     # ``async with session.begin():`` / ``await session.begin()``
     def __await__(self) -> Any:
@@ -142,7 +148,7 @@ class AsyncSession:
         self.autoflush = autoflush
         self.expire_on_commit = expire_on_commit
         self.autobegin = autobegin
-        self.info: dict[str, Any] = info if info is not None else {}
+        self.info: dict[str, Any] = dict(info) if info else {}  # the session's own
         self.dispatch = Dispatcher("AsyncSession", SESSION_EVENTS, _parent_dispatch)
         self._identity_map = IdentityMap()
         self._new: dict[InstanceState, InstanceState] = {}
@@ -478,6 +484,8 @@ class AsyncSession:
             parent.inserted.extend(nested.inserted)
             parent.deleted.update(nested.deleted)
             parent.updated.update(nested.updated)
+            for state, key in nested.rekeyed.items():
+                parent.rekeyed.setdefault(state, key)
             self._transaction = parent
         finally:
             self._exit()
@@ -518,6 +526,20 @@ class AsyncSession:
             if self._transaction is None:
                 self._autobegin()
             committed = await self._flush(commit=True)
+            # An after_flush listener may change objects again: flush until nothing is left,
+            # or those changes would be expired (or left dirty) after the COMMIT.
+            for _ in range(_MAX_COMMIT_FLUSHES):
+                if committed or not self._has_changes():
+                    break
+                if not (self._new or self._deleted or self._identity_map.changed_states()):
+                    break  # held objects whose values were set back: nothing to write
+                await self._flush()
+            else:
+                raise InvalidRequestError(
+                    f"commit() flushed {_MAX_COMMIT_FLUSHES} times and objects still have "
+                    "unflushed changes: is an after_flush listener changing objects on every "
+                    "flush? Call `await session.rollback()`, and make the listener stop"
+                )
             root = self._root_transaction
             deleted = self._collect_deleted()
             if root is not None and not committed:
@@ -589,9 +611,12 @@ class AsyncSession:
         # Deleted first: a row inserted and deleted in this transaction ends up transient.
         for state in transaction.deleted.values():
             state.deleted = False
-            if state() is not None:
-                state.session = self
+            # One expunged since is no longer this session's to restore: it stays detached.
+            if state.session is self and state() is not None:
                 self._identity_map.add(state)
+        for state, key in transaction.rekeyed.items():
+            if state.session is self and state.key is not None:
+                self._restore_key(state, key)
         for state in transaction.inserted:
             if state.session is not self:
                 continue  # expunged since: no longer this session's to restore
@@ -605,6 +630,19 @@ class AsyncSession:
             self._expire_states(self._identity_map.states())
         else:
             self._expire_states([*transaction.updated.values(), *transaction.deleted.values()])
+
+    def _restore_key(self, state: InstanceState, key: Any) -> None:
+        """A rolled-back flush changed this object's primary key: back to ``key``, in the
+        object and in the identity map."""
+        entries = self._identity_map.states_of(state.mapper)
+        if entries.get(state.key) is state:
+            del entries[state.key]
+        state.key = key
+        obj = state()
+        if obj is not None:
+            mapper = state.mapper
+            obj.__dict__.update(zip(mapper.pk_keys, mapper.primary_key_of(key), strict=True))
+            entries[key] = state
 
     def _undo_unflushed(self) -> None:
         """Forget the changes not flushed yet, as a rollback does: pending objects become
@@ -864,6 +902,7 @@ class AsyncSession:
                 if not state.mapper.pk_key_set.isdisjoint(values):  # the key itself changed
                     new_key = state.mapper.identity_key_of(obj.__dict__)
                     if new_key != state.key:
+                        transaction.rekeyed.setdefault(state, state.key)
                         identity_map.discard(state)
                         state.key = new_key
                         identity_map.add(state)
@@ -1054,7 +1093,7 @@ class AsyncSession:
             key = ident  # the common get(User, 5), kept short: identity-map hits are hot
         else:
             key = mapper.identity_key_from_primary_key(ident)
-        if not populate_existing and not options:
+        if not populate_existing and not options and not with_for_update:  # else: a SELECT
             state = self._identity_map.get_state(mapper, key)
             if state is not None:
                 obj = state()
@@ -1195,8 +1234,8 @@ class async_sessionmaker(Generic[_S]):
     def __call__(self, **local_kw: Any) -> _S:
         options = {**self.kw, **local_kw}
         bind = options.pop("bind", self.bind)
-        if self.info is not None and "info" not in options:
-            options["info"] = dict(self.info)
+        if self.info:  # the factory's info, with the call's on top (each session a copy)
+            options["info"] = {**self.info, **(local_kw.get("info") or {})}
         session: _S = self.class_(bind, _parent_dispatch=self.dispatch, **options)
         return session
 
@@ -1207,6 +1246,8 @@ class async_sessionmaker(Generic[_S]):
     def configure(self, **options: Any) -> None:
         if "bind" in options:
             self.bind = options.pop("bind")
+        if "info" in options:
+            self.info = options.pop("info")
         self.kw.update(options)
 
     def __repr__(self) -> str:

@@ -532,6 +532,39 @@ async def test_stream(engine: AsyncEngine) -> None:
         assert engine.pool.status()["checked_out"] == 0
 
 
+async def test_a_savepoint_rollback_ends_the_streams_opened_inside_it(
+    engine: AsyncEngine,
+) -> None:
+    """PostgreSQL drops a cursor opened inside a rolled-back SAVEPOINT; reading on would
+    fail and abort the whole transaction. Both databases end such a stream instead."""
+    await fill(engine, 10)
+    query = text("SELECT id FROM items ORDER BY id")
+    async with engine.connect() as conn:
+        outer = await conn.stream(query, chunk_size=2)
+        assert (await outer.fetchone()).id == 1
+        savepoint = await conn.begin_nested()
+        inner = await conn.stream(query, chunk_size=2)
+        assert (await inner.fetchone()).id == 1
+        released = await conn.begin_nested()
+        nested = await conn.stream(query, chunk_size=2)  # outlives its released SAVEPOINT
+        assert (await nested.fetchone()).id == 1
+        await released.commit()
+        assert len(await nested.fetchmany(2)) == 2
+        await savepoint.rollback()
+        assert inner.closed and nested.closed and not outer.closed
+        with pytest.raises(exc.ResourceClosedError):
+            await inner.fetchone()
+        with pytest.raises(exc.ResourceClosedError):
+            await nested.fetchone()
+        assert [row.id async for row in outer] == list(range(2, 11))
+        assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar() == 10
+        async with conn.begin_nested():
+            kept = await conn.stream(query, chunk_size=2)
+            assert (await kept.fetchone()).id == 1
+        assert len(await kept.all()) == 9  # a released SAVEPOINT keeps its streams
+        await conn.commit()
+
+
 async def test_a_stream_loop_hands_out_each_row_once(engine: AsyncEngine) -> None:
     """An ``async for`` left early, or a read inside it, loses no row of its chunk."""
     await fill(engine, 25)

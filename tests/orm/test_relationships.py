@@ -923,3 +923,37 @@ async def test_lazy_selectin_default_and_refresh_expire_cascade(engine: AsyncEng
         session.expire(author)  # "all" includes refresh-expire: the loaded posts expire too
         with pytest.raises(sa_exc.UnloadedAttributeError):
             _ = post.title
+
+
+async def test_streamed_queries_run_their_eager_loads(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        session.add_all(
+            [
+                Author(name=f"a{i}", posts=[Post(title=f"p{i}"), Post(title=f"q{i}")])
+                for i in range(5)
+            ]
+        )
+        session.add(Loose(id=1, items=[LooseItem(id=10), LooseItem(id=11)]))
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        query = select(Author).options(selectinload(Author.posts)).order_by(Author.id)
+        statements = statement_log(engine)
+        streamed = await session.stream_scalars(query.execution_options(yield_per=2))
+        authors = [author async for author in streamed]
+        assert [[p.title for p in a.posts] for a in authors] == [
+            [f"p{i}", f"q{i}"] for i in range(5)
+        ]
+        assert len(statements) == 1 + 3  # the query, then one IN query per chunk of 2
+        rows = await session.stream(
+            select(Post, Post.title)
+            .options(joinedload(Post.author))
+            .order_by(Post.id)
+            .execution_options(yield_per=3)
+        )
+        assert [(post.author.name, title) async for post, title in rows] == [
+            (f"a{i // 2}", post) for i, post in enumerate(f"{c}{i}" for i in range(5) for c in "pq")
+        ]
+        owner = await (await session.stream_scalars(select(Loose))).one()
+        assert [item.id for item in owner.items] == [10, 11]  # lazy="selectin" too
+        with pytest.raises(sa_exc.InvalidRequestError, match=r"selectinload\(Author.posts\)"):
+            await session.stream(select(Author).options(joinedload(Author.posts)))

@@ -86,3 +86,15 @@ async def test_plain_session_shared_by_tasks_is_refused(db: Database) -> None:
             tg.start_soon(use)
     await session.close()
     assert failures, "concurrent use of one session must be detected"
+
+
+async def test_options_for_an_existing_task_session_are_refused(db: Database) -> None:
+    engine = db.make_engine()
+    scoped = async_scoped_session(async_sessionmaker(engine))
+    session = scoped(autoflush=False)
+    assert not session.autoflush
+    with pytest.raises(asyncorm.exc.InvalidRequestError, match="remove"):
+        scoped(autoflush=True)
+    await scoped.remove()
+    assert scoped(autoflush=True).autoflush
+    await scoped.remove()

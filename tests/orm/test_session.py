@@ -336,6 +336,67 @@ async def test_expunge_and_merge(orm_engine: AsyncEngine) -> None:
         assert names == ["Via transient", "brand new"]
 
 
+async def test_rollback_leaves_an_expunged_deleted_object_detached(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        session.add_all([User(id=1, fullname="one"), User(id=2, fullname="two")])
+        await session.commit()
+        one = await session.get_one(User, 1)
+        await session.delete(one)
+        await session.flush()
+        session.expunge(one)
+        await session.rollback()
+        assert one not in session and asyncorm.inspect(one).detached
+        assert await session.get(User, 1) is not one  # the session's own object again
+        two = await session.get_one(User, 2)
+        async with session.begin_nested() as savepoint:
+            await session.delete(two)
+            await session.flush()
+            session.expunge(two)
+            await savepoint.rollback()
+        assert two not in session and asyncorm.inspect(two).detached
+        other = AsyncSession(orm_engine)
+        other.add(two)  # detached: free to join another session
+        assert two in other
+        other.expunge(two)
+
+
+async def test_merge_onto_an_object_marked_for_deletion_makes_a_new_one(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        session.add(User(id=1, fullname="old"))
+        await session.commit()
+        doomed = await session.get_one(User, 1)
+        await session.delete(doomed)
+        with pytest.raises(sa_exc.InvalidRequestError, match="marked for deletion"):
+            await session.merge(User(id=1, fullname="new"), load=False)
+        merged = await session.merge(User(id=1, fullname="new"))
+        assert merged is not doomed and asyncorm.inspect(merged).pending
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        rows = await session.execute(select(User.id, User.fullname))
+        assert rows.all() == [(1, "new")]
+
+
+async def test_get_with_for_update_locks_an_object_already_in_the_map(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        user = User(fullname="locked")
+        session.add(user)
+        await session.commit()
+        statements: list[str] = []
+        asyncorm.event.listen(
+            orm_engine, "before_execute", lambda conn, stmt, params: statements.append(str(stmt))
+        )
+        assert await session.get(User, user.id) is user  # a hit: nothing runs
+        assert statements == []
+        assert await session.get(User, user.id, with_for_update=True) is user
+        assert len(statements) == 1 and "FOR UPDATE" in statements[0]  # (a no-op on SQLite)
+
+
 async def test_close_detaches_and_session_is_reusable(orm_engine: AsyncEngine) -> None:
     session = AsyncSession(orm_engine)
     user = User(fullname="x")
@@ -527,6 +588,44 @@ async def test_changing_a_primary_key_moves_the_identity(orm_engine: AsyncEngine
     async with AsyncSession(orm_engine) as session:
         rows = await session.execute(select(Seat.row, Seat.number, Seat.holder))
         assert rows.all() == [(3, 9, "mover")]
+
+
+async def test_rollback_gives_a_changed_primary_key_back(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        session.add(Seat(row=4, number=1, holder="stays"))
+        await session.commit()
+        seat = await session.get_one(Seat, (4, 1))
+        seat.number = 2
+        await session.flush()
+        await session.rollback()
+        assert asyncorm.inspect(seat).identity == (4, 1) and seat.number == 1
+        assert await session.get(Seat, (4, 1)) is seat  # one row, one object
+        await session.refresh(seat)
+        assert seat.holder == "stays"
+
+        async with session.begin_nested():
+            seat.number = 5
+            await session.flush()
+            async with session.begin_nested():  # released: its change is the outer one's
+                seat.number = 6
+                await session.flush()
+            assert asyncorm.inspect(seat).identity == (4, 6)
+            await session.begin_nested()
+            seat.number = 7
+            await session.flush()
+            await session.rollback()  # the whole transaction
+        assert asyncorm.inspect(seat).identity == (4, 1) and seat.number == 1
+
+        savepoint = await session.begin_nested()
+        seat.number = 8
+        await session.flush()
+        await savepoint.rollback()
+        assert asyncorm.inspect(seat).identity == (4, 1) and seat.number == 1
+        seat.holder = "kept"
+        await session.commit()
+    async with AsyncSession(orm_engine) as session:
+        rows = await session.execute(select(Seat.row, Seat.number, Seat.holder))
+        assert rows.all() == [(4, 1, "kept")]
 
 
 async def test_identity_map_keeps_pending_changes(orm_engine: AsyncEngine) -> None:
@@ -1127,6 +1226,48 @@ async def test_sessionmaker_begin_and_events(orm_engine: AsyncEngine) -> None:
     assert await count_users(orm_engine) == 1
 
 
+async def test_each_session_has_its_own_info(orm_engine: AsyncEngine) -> None:
+    Session = async_sessionmaker(orm_engine, info={"app": "x"})
+    first, second = Session(), Session(info={"request": 1})
+    first.info["user"] = "ann"
+    assert second.info == {"app": "x", "request": 1}  # the factory's, plus the call's
+    Session.configure(info={"app": "y"})
+    third, fourth = Session(), Session()
+    third.info["user"] = "bob"
+    assert fourth.info == {"app": "y"} and Session.info == {"app": "y"}
+    shared = {"tenant": 1}
+    fifth = AsyncSession(orm_engine, info=shared)
+    fifth.info["user"] = "cy"
+    assert shared == {"tenant": 1}
+
+
+async def test_session_before_execute_sees_every_query_the_session_runs(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        session.add(User(id=1, fullname="one"))
+        await session.commit()
+    Session = async_sessionmaker(orm_engine, expire_on_commit=False)
+    seen: list[Any] = []
+    asyncorm.event.listen(
+        Session, "before_execute", lambda conn, stmt, params: seen.append((str(stmt), params))
+    )
+    async with Session() as session:
+        await session.execute(select(User.id))
+        assert len(seen) == 1
+        streamed = await session.stream_scalars(select(User).where(User.id == 1))
+        user = await streamed.one()
+        assert len(seen) == 2 and "WHERE" in seen[-1][0]
+        await session.refresh(user)
+        assert len(seen) == 3 and list(seen[-1][1].values()) == [1]
+        session.expunge(user)
+        again = await session.get(User, 1)  # a miss: one SELECT
+        assert again is not None and again is not user
+        assert len(seen) == 4 and list(seen[-1][1].values()) == [1]
+        assert await session.get(User, 1) is again  # a hit: nothing runs
+        assert len(seen) == 4
+
+
 async def test_a_begin_block_whose_commit_fails_rolls_back(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         existing = User(fullname="existing")
@@ -1375,6 +1516,42 @@ async def test_after_flush_listener_sees_the_flush_before_the_commit(
         session.add(User(fullname="listened"))
         await session.commit()
     assert seen == [True]
+    assert await count_users(orm_engine) == 1
+
+
+async def test_commit_flushes_what_an_after_flush_listener_changed(
+    orm_engine: AsyncEngine,
+) -> None:
+    audits: list[Note] = []
+    async with AsyncSession(orm_engine) as session:
+
+        def after_flush(flushed: AsyncSession, context: object) -> None:
+            for user in flushed.identity_map.objects():
+                if isinstance(user, User) and user.fullname == "draft":
+                    user.fullname = "stamped"  # a change made after this flush's SQL
+            if not audits:
+                audits.append(Note(title="audit"))
+                flushed.add(audits[0])
+
+        asyncorm.event.listen(session, "after_flush", after_flush)
+        user = User(fullname="draft")
+        session.add(user)
+        await session.commit()
+        assert not session.dirty and not session.new
+    async with AsyncSession(orm_engine) as session:
+        assert (await session.scalars(select(User.fullname))).all() == ["stamped"]
+        assert (await session.scalars(select(Note.title))).all() == ["audit"]
+
+    async with AsyncSession(orm_engine) as session:
+
+        def endless(flushed: AsyncSession, context: object) -> None:
+            flushed.add(Note(title="again"))
+
+        asyncorm.event.listen(session, "after_flush", endless)
+        session.add(Note(title="first"))
+        with pytest.raises(sa_exc.InvalidRequestError, match="after_flush listener"):
+            await session.commit()
+        await session.rollback()
     assert await count_users(orm_engine) == 1
 
 
