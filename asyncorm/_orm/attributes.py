@@ -208,6 +208,9 @@ def attribute_history(obj: object, key: str) -> History:
     values = obj.__dict__
     current = values.get(key, NO_VALUE)
     committed = state.committed
+    relationship = state.mapper.relationships.get(key)
+    if relationship is not None and relationship.uselist:
+        return _collection_history(state, key, current, committed)
     if committed is not None and key in committed:
         old = committed[key]
         added = () if current is NO_VALUE else (current,)
@@ -218,3 +221,24 @@ def attribute_history(obj: object, key: str) -> History:
     if state.key is None:
         return History((current,), (), ())
     return History((), (current,), ())
+
+
+def _collection_history(
+    state: InstanceState, key: str, current: Any, committed: dict[str, Any] | None
+) -> History:
+    """A collection's history item by item: the objects appended since it was loaded, those
+    still in it, and those removed (SQLAlchemy's ``History`` for a collection)."""
+    items = () if current is NO_VALUE or current is None else tuple(current)
+    if committed is not None and key in committed:
+        original = committed[key]
+        before = original if isinstance(original, list) else []
+        kept = {id(item) for item in before}
+        now = {id(item) for item in items}
+        return History(
+            tuple(item for item in items if id(item) not in kept),
+            tuple(item for item in items if id(item) in kept),
+            tuple(item for item in before if id(item) not in now),
+        )
+    if state.key is None:
+        return History(items, (), ())
+    return History((), items, ())

@@ -957,3 +957,19 @@ async def test_streamed_queries_run_their_eager_loads(engine: AsyncEngine) -> No
         assert [item.id for item in owner.items] == [10, 11]  # lazy="selectin" too
         with pytest.raises(sa_exc.InvalidRequestError, match=r"selectinload\(Author.posts\)"):
             await session.stream(select(Author).options(joinedload(Author.posts)))
+async def test_collection_history_lists_the_items(engine: AsyncEngine) -> None:
+    """``inspect(obj).attrs[collection].history`` is item by item, as SQLAlchemy's: not the
+    list as one value."""
+    first, second = Post(title="first"), Post(title="second")
+    author = Author(name="a", posts=[first])
+    assert asyncorm.inspect(author).attrs["posts"].history == ((first,), (), ())
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        session.add(author)
+        await session.commit()
+        history = asyncorm.inspect(author).attrs["posts"].history
+        assert history == ((), (first,), ()) and not history.has_changes()
+        author.posts.append(second)
+        assert asyncorm.inspect(author).attrs["posts"].history == ((second,), (first,), ())
+        author.posts.remove(first)
+        history = asyncorm.inspect(author).attrs["posts"].history
+        assert history == ((second,), (), (first,)) and history.has_changes()
