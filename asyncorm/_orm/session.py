@@ -297,6 +297,13 @@ class AsyncSession:
 
     def _attach(self, state: InstanceState, obj: object) -> None:
         owner = state.session
+        if state.deleted and owner is self:
+            # Its DELETE was flushed: leaving it deleted would drop the add() silently.
+            raise InvalidRequestError(
+                f"{obj!r} was deleted by a flush of this session's transaction; roll back "
+                "to undo the delete, or after the commit `await session.merge(obj)` inserts it "
+                "again"
+            )
         if owner is self:
             return
         if owner is not None:

@@ -230,6 +230,25 @@ async def test_add_after_delete_cancels_the_delete(orm_engine: AsyncEngine) -> N
     assert await count_users(orm_engine) == 1
 
 
+async def test_add_after_a_flushed_delete_raises(orm_engine: AsyncEngine) -> None:
+    """Once its DELETE is flushed, add() cannot take the delete back: it says so instead of
+    doing nothing (the commit would delete the row the user meant to keep)."""
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        user = User(fullname="gone")
+        session.add(user)
+        await session.commit()
+        await session.delete(user)
+        await session.flush()
+        with pytest.raises(sa_exc.InvalidRequestError, match="roll back"):
+            session.add(user)
+        await session.commit()
+        assert asyncorm.inspect(user).detached
+        again = await session.merge(user)  # after the commit, merge inserts it again
+        assert asyncorm.inspect(again).pending
+        await session.commit()
+    assert await count_users(orm_engine) == 1
+
+
 async def test_autobegin_and_autobegin_false(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         assert not session.in_transaction()
