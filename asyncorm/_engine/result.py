@@ -387,19 +387,32 @@ def _bare_values(raw: list[Any]) -> list[Any]:
 
 
 def _unique_marker(item: Any) -> Any:
-    """A hashable stand-in for ``item``: itself, or identities for unhashable parts.
+    """A hashable stand-in for ``item`` (a row, a mapping or a scalar), made of its parts'
+    stand-ins (see ``_unique_part``)."""
+    if isinstance(item, tuple):
+        return tuple(map(_unique_part, item))
+    if isinstance(item, RowMapping):
+        return tuple(map(_unique_part, item._row))
+    return _unique_part(item)
 
-    Mapped objects that define ``__eq__`` without ``__hash__`` and JSON values (dicts,
-    lists) are unhashable; they are told apart by identity, which is exactly right for
-    identity-mapped entities.
+
+def _unique_part(value: Any) -> Any:
+    """A hashable stand-in for one value: itself, or its identity.
+
+    A mapped object (its class has the ORM's ``_asyncorm_state`` slot) is told apart by
+    identity, as in SQLAlchemy: the identity map makes one row one object, and a class whose
+    ``__eq__``/``__hash__`` compare fields must not fold two rows into one. Unhashable values
+    (JSON dicts and lists, objects defining ``__eq__`` without ``__hash__``) are too.
     """
+    if hasattr(type(value), "_asyncorm_state"):
+        return ("<id>", id(value))
     try:
-        hash(item)
+        hash(value)
     except TypeError:
-        if isinstance(item, tuple):
-            return tuple(map(_unique_marker, item))
-        return ("<id>", id(item))
-    return item
+        if isinstance(value, tuple):
+            return tuple(map(_unique_part, value))
+        return ("<id>", id(value))
+    return value
 
 
 def _no_rows() -> NoReturn:

@@ -1629,3 +1629,48 @@ async def test_a_failed_commit_requires_rollback_which_restores_objects(
         await session.commit()
     assert orm_engine.pool.status()["checked_out"] == 0
     assert await users_named(orm_engine) == ["kept", "next"]
+
+
+class _ValueEqualBase(DeclarativeBase):
+    pass
+
+
+class Label(_ValueEqualBase):
+    """Compares (and hashes) by name, as some applications' classes do."""
+
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Label) and self.name == other.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+async def test_unique_tells_entities_apart_by_identity(orm_engine: AsyncEngine) -> None:
+    """``unique()`` folds repeated rows of one object, never two objects (two rows) that
+    merely compare equal: SQLAlchemy de-duplicates entities by identity too."""
+    await _ValueEqualBase.metadata.create_all(orm_engine)
+    try:
+        async with AsyncSession(orm_engine) as session:
+            session.add_all([Label(id=1, name="same"), Label(id=2, name="same")])
+            await session.commit()
+            twice = select(Label, Label.name).join(
+                select(Label.id).union_all(select(Label.id)).subquery("twice"),
+                text("twice.id = labels.id"),
+            )
+            assert len((await session.execute(twice)).all()) == 4  # each row twice
+            statement = select(Label).order_by(Label.id)
+            assert [label.id for label in (await session.scalars(statement)).unique()] == [1, 2]
+            rows = (await session.execute(twice.order_by(Label.id))).unique().all()
+            assert [(label.id, name) for label, name in rows] == [(1, "same"), (2, "same")]
+            mappings = (await session.execute(twice.order_by(Label.id))).mappings().unique()
+            assert [row["Label"].id for row in mappings] == [1, 2]
+            scalars = (await session.execute(twice.order_by(Label.id))).scalars().unique()
+            assert [label.id for label in scalars] == [1, 2]
+            names = (await session.execute(twice)).scalars(1).unique().all()
+            assert names == ["same"]  # plain values are still compared by value
+    finally:
+        await _ValueEqualBase.metadata.drop_all(orm_engine)
