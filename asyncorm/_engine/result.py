@@ -148,7 +148,8 @@ class RowMapping(Mapping[str, Any]):
     """A read-only ``label -> value`` view of one :class:`Row` (``row._mapping``).
 
     Besides a label, a key may be any object with a ``key`` or ``name`` string attribute
-    (a column), which is looked up by that string.
+    (a column), which is looked up by that string, or a mapped class (an entity of an ORM
+    row: ``row._mapping[User]``), looked up by its name.
     """
 
     __slots__ = ("_row",)
@@ -160,7 +161,10 @@ class RowMapping(Mapping[str, Any]):
         index = self._row._index
         position = index.get(key) if isinstance(key, str) else None
         if position is None and not isinstance(key, str):
-            label = getattr(key, "key", None) or getattr(key, "name", None)
+            if isinstance(key, type):  # an ORM entity, labelled by its class name
+                label: object = key.__name__
+            else:
+                label = getattr(key, "key", None) or getattr(key, "name", None)
             if isinstance(label, str):
                 position = index.get(label)
         if position is None:

@@ -1674,3 +1674,18 @@ async def test_unique_tells_entities_apart_by_identity(orm_engine: AsyncEngine) 
             assert names == ["same"]  # plain values are still compared by value
     finally:
         await _ValueEqualBase.metadata.drop_all(orm_engine)
+
+
+async def test_row_mapping_takes_an_entity_as_key(orm_engine: AsyncEngine) -> None:
+    """``row._mapping[User]`` and ``mappings()`` rows keyed by the class, as in SQLAlchemy."""
+    async with AsyncSession(orm_engine) as session:
+        session.add(User(fullname="keyed"))
+        await session.commit()
+        statement = select(User, User.fullname)
+        row = (await session.execute(statement)).one()
+        assert row._mapping[User] is row.User and User in row._mapping
+        mapping = (await session.execute(statement)).mappings().one()
+        assert mapping[User] is row.User and mapping[User.fullname] == "keyed"
+        assert Note not in mapping
+        with pytest.raises(KeyError):
+            mapping[Note]
