@@ -32,6 +32,19 @@ class AttributeState:
         return getattr(self._obj, self.key)
 
 
+class AttributeStates(dict[str, AttributeState]):
+    """``inspect(obj).attrs``: by name, as ``attrs["fullname"]`` or, as in SQLAlchemy,
+    ``attrs.fullname``."""
+
+    def __getattr__(self, name: str) -> AttributeState:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"no mapped attribute {name!r}; mapped attributes: {', '.join(self)}"
+            ) from None
+
+
 class InstanceInspection:
     """What ``inspect(obj)`` returns: the object's lifecycle state and attributes."""
 
@@ -106,12 +119,12 @@ class InstanceInspection:
         return bool(self._state.committed)
 
     @property
-    def attrs(self) -> dict[str, AttributeState]:
+    def attrs(self) -> AttributeStates:
         mapper = self._state.mapper
-        return {
-            key: AttributeState(self.object, key)
+        return AttributeStates(
+            (key, AttributeState(self.object, key))
             for key in (*mapper.columns, *mapper.relationships)
-        }
+        )
 
     def __repr__(self) -> str:
         for name in ("transient", "pending", "persistent", "deleted", "detached"):

@@ -176,6 +176,14 @@ def test_inspect_transient() -> None:
     assert isinstance(uuid.uuid4(), uuid.UUID)
 
 
+def test_inspect_attrs_by_attribute_name() -> None:
+    """``inspect(obj).attrs.fullname``, SQLAlchemy's spelling, as well as ``attrs["..."]``."""
+    attrs = asyncorm.inspect(User(fullname="x")).attrs
+    assert attrs.fullname.history.added == ("x",) and attrs.fullname.key == "fullname"
+    with pytest.raises(AttributeError, match="no mapped attribute 'nope'"):
+        attrs.nope  # noqa: B018
+
+
 def test_table_args_naming_convention_and_mixins() -> None:
     from asyncorm import ForeignKey, Index, MetaData, UniqueConstraint, mapped_column
 
