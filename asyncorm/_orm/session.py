@@ -684,6 +684,14 @@ class AsyncSession:
         self._enter()
         try:
             await self._release_connection()
+            # What the transaction flushed is rolled back: rows it inserted leave their
+            # objects transient, rows it deleted (or re-keyed) are the objects' rows again.
+            # Nothing else is expired: a closed session's objects stay readable as they were.
+            transaction = self._transaction
+            while transaction is not None:
+                self._restore_after_rollback(transaction, expire_all=False)
+                transaction.active = False
+                transaction = transaction.parent
             self._transaction = None
             self._failed = None
             self._failed_level = None

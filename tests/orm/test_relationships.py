@@ -957,6 +957,8 @@ async def test_streamed_queries_run_their_eager_loads(engine: AsyncEngine) -> No
         assert [item.id for item in owner.items] == [10, 11]  # lazy="selectin" too
         with pytest.raises(sa_exc.InvalidRequestError, match=r"selectinload\(Author.posts\)"):
             await session.stream(select(Author).options(joinedload(Author.posts)))
+
+
 async def test_collection_history_lists_the_items(engine: AsyncEngine) -> None:
     """``inspect(obj).attrs[collection].history`` is item by item, as SQLAlchemy's: not the
     list as one value."""

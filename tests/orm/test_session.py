@@ -1689,3 +1689,57 @@ async def test_row_mapping_takes_an_entity_as_key(orm_engine: AsyncEngine) -> No
         assert Note not in mapping
         with pytest.raises(KeyError):
             mapping[Note]
+
+
+async def test_rollback_gives_back_a_changed_primary_key(orm_engine: AsyncEngine) -> None:
+    """A flushed change of a primary key is undone by ROLLBACK (of the transaction or of a
+    SAVEPOINT): the object is the old key's row again, in the identity map and in its
+    attributes, instead of keeping a key whose row does not exist."""
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        seat = Seat(row=1, number=2, holder="ann")
+        session.add(seat)
+        await session.commit()
+        seat.number = 3
+        await session.flush()
+        assert asyncorm.inspect(seat).identity == (1, 3)
+        await session.rollback()
+        assert asyncorm.inspect(seat).identity == (1, 2) and seat.number == 2
+        assert await session.get(Seat, (1, 2)) is seat
+        assert await session.get(Seat, (1, 3)) is None
+        await session.commit()
+        savepoint = await session.begin_nested()
+        seat.row = 7
+        await session.flush()
+        await savepoint.rollback()
+        assert asyncorm.inspect(seat).identity == (1, 2) and seat.row == 1
+        async with session.begin_nested():  # released: the parent's rollback undoes it
+            seat.row = 8
+        await session.rollback()
+        assert asyncorm.inspect(seat).identity == (1, 2) and (seat.row, seat.number) == (1, 2)
+        await session.refresh(seat)
+        assert seat.holder == "ann" and await session.get(Seat, (1, 2)) is seat
+
+
+async def test_close_undoes_the_state_changes_of_flushed_work(orm_engine: AsyncEngine) -> None:
+    """close() rolls back what is open, and the objects say so: a row it had inserted leaves
+    its object transient (not detached with a key no row has), a row it had deleted leaves
+    its object detached (not deleted, and still tied to the closed session)."""
+    session = AsyncSession(orm_engine)
+    kept = User(fullname="kept")
+    session.add(kept)
+    await session.commit()
+    await session.delete(kept)
+    added = User(fullname="added")
+    session.add(added)
+    await session.flush()
+    assert asyncorm.inspect(kept).deleted and asyncorm.inspect(added).persistent
+    await session.close()
+    assert asyncorm.inspect(added).transient and asyncorm.inspect(added).identity is None
+    state = asyncorm.inspect(kept)
+    assert state.detached and not state.was_deleted and state.session is None
+    async with AsyncSession(orm_engine) as other:
+        other.add(kept)  # its row is there: it attaches as persistent
+        assert asyncorm.inspect(kept).persistent
+        other.add(added)  # and this one is inserted
+        await other.commit()
+    assert await count_users(orm_engine) == 2
