@@ -64,23 +64,27 @@ async def execute_update_delete(
         # An UPDATE also returns the values it wrote, to set on the objects.
         changed = _written_keys(mapper, statement, params) if is_update else []
         returning = [*pk_columns, *(mapper.columns[key] for key in changed)]
+        # The statement's own RETURNING columns come first, and go back to the caller.
+        given = len(statement._returning_columns)
         result = await connection.execute(statement.returning(*returning), params)
+        keys = result.keys()[:given]
         rows = result.all()
-        count = len(pk_columns)
+        start, stop = given, given + len(pk_columns)
+        identity_map = session._identity_map
         found = [
             (obj, row)
             for row in rows
-            if (obj := session._identity_map.get(mapper, mapper.identity_key(tuple(row[:count]))))
+            if (obj := identity_map.get(mapper, mapper.identity_key(tuple(row[start:stop]))))
             is not None
         ]
         if is_update:
             for obj, row in found:
-                _set_values(session, obj, dict(zip(changed, row[count:], strict=True)))
+                _set_values(session, obj, dict(zip(changed, row[stop:], strict=True)))
         else:
             _remove_deleted(session, [obj for obj, _ in found])
         from .._engine.result import Result
 
-        return Result((), [], rowcount=len(rows))
+        return Result(keys, [tuple(row[:given]) for row in rows], rowcount=len(rows))
     result = await connection.execute(statement, params)
     if matches is None:  # synchronize_session=False
         return result

@@ -993,6 +993,32 @@ async def test_bulk_insert_update_delete_keep_identity_map_in_step(
     assert await count_users(orm_engine) == 2
 
 
+async def test_bulk_fetch_keeps_the_statements_returning_rows(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(User), [{"fullname": "a"}, {"fullname": "b"}])
+        users = (await session.scalars(select(User).order_by(User.id))).all()
+        # "fetch" adds its own RETURNING columns; the statement's still come back, alone.
+        result = await session.execute(
+            update(User).where(User.fullname == "a").values(fullname="A").returning(User.fullname),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert list(result.keys()) == ["fullname"] and result.all() == [("A",)]
+        assert users[0].fullname == "A"
+        # "auto" falls back to "fetch" for a subquery.
+        rows = await session.execute(
+            update(User)
+            .where(User.id.in_(select(User.id).where(User.fullname == "b")))
+            .values(fullname="B")
+            .returning(User.id, User.fullname)
+        )
+        assert rows.all() == [(users[1].id, "B")] and users[1].fullname == "B"
+        deleted = await session.execute(
+            delete(User).where(User.fullname == "A").returning(User.id),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert deleted.scalars().all() == [users[0].id] and users[0] not in session
+
+
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
