@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._sql.base import coerce_statement
-from .._sql.dml import Delete, Update
+from .._sql.dml import Delete, Update, _DMLBase
 from .._sql.elements import bindparam
-from .._sql.selectable import Select, select
+from .._sql.selectable import FromClause, Select, _coerce_entity, select
 from ..exc import InvalidRequestError, ObjectDeletedError
 from . import bulk, strategies
 from .mapper import LoadRow, Mapper, RowLoader, mapper_for_table, mapper_of_class
@@ -79,13 +79,56 @@ async def execute(
         await session._flush()
     if session.dispatch.has("before_execute"):
         await session.dispatch.fire("before_execute", session._get_connection(), statement, params)
+    entities = isinstance(statement, _DMLBase) and any(map(_entity_of, statement._returning))
     if isinstance(statement, Update | Delete) and mapper_for_table(statement.table):
         connection = session._get_connection()
-        return await bulk.execute_update_delete(session, connection, statement, params, options)
-    if _is_orm_select(statement):
+        bulk_options = options
+        if entities and isinstance(statement, Delete):
+            # Every deleted row comes back: its object is found, then leaves the session.
+            bulk_options = {**options, "synchronize_session": False}
+        result = await bulk.execute_update_delete(
+            session, connection, statement, params, bulk_options
+        )
+    elif _is_orm_select(statement):
         return await execute_orm_select(session, statement, params, options)
-    connection = session._get_connection()
-    return await connection.execute(statement, params)
+    else:
+        result = await session._get_connection().execute(statement, params)
+    if entities:
+        return _returned_entities(session, statement, result, options)
+    return result
+
+
+def _returned_entities(
+    session: AsyncSession, statement: _DMLBase, result: Result[Any], options: dict[str, Any]
+) -> Result[Any]:
+    """The rows of ``insert/update/delete(...).returning(User, ...)``: each mapped class's
+    columns become its identity-mapped object, as a select of it would give."""
+    from .._engine.result import Result
+
+    keys = result.keys()
+    columns: list[RowLoader | int] = []
+    names: list[str] = []
+    start = 0
+    for raw in statement._returning:
+        element = _coerce_entity(raw)
+        width = len(element._select_columns) if isinstance(element, FromClause) else 1
+        mapper = _entity_of(raw)
+        if mapper is not None:
+            columns.append(mapper.row_loader(mapper.column_keys, start))
+            names.append(mapper.class_.__name__)
+        else:
+            columns.extend(range(start, start + width))
+            names.extend(keys[start : start + width])
+        start += width
+    plan = LoadingPlan(tuple(names), tuple(columns))
+    bound = plan.bind(session, bool(options.get("populate_existing")))
+    rows = result.all()
+    built = [tuple(row[c] if isinstance(c, int) else c(row) for c in bound) for row in rows]
+    if isinstance(statement, Delete):  # the rows are gone: their objects leave the session
+        entities = [i for i, c in enumerate(columns) if not isinstance(c, int)]
+        gone = {id(o): o for out in built for i in entities if (o := out[i]) is not None}
+        bulk._remove_deleted(session, list(gone.values()))
+    return Result(plan.keys, built, rowcount=result.rowcount)
 
 
 async def execute_orm_select(

@@ -1019,6 +1019,34 @@ async def test_bulk_fetch_keeps_the_statements_returning_rows(orm_engine: AsyncE
         assert deleted.scalars().all() == [users[0].id] and users[0] not in session
 
 
+async def test_returning_a_mapped_class_gives_identity_mapped_objects(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        added = (await session.scalars(insert(User).values(fullname="a").returning(User))).one()
+        assert isinstance(added, User) and added.fullname == "a" and added in session
+        assert await session.get(User, added.id) is added
+        many = await session.execute(
+            insert(User).returning(User.id, User), [{"fullname": "b"}, {"fullname": "c"}]
+        )
+        rows = many.all()
+        assert list(many.keys()) == ["id", "User"]
+        assert [(i, u.fullname) for i, u in rows] == [(u.id, u.fullname) for _, u in rows]
+        assert [u.fullname for _, u in rows] == ["b", "c"]
+        changed = await session.scalars(
+            update(User).where(User.id == added.id).values(fullname="A").returning(User)
+        )
+        assert changed.all() == [added] and added.fullname == "A"
+        gone = (
+            await session.scalars(delete(User).where(User.id == added.id).returning(User))
+        ).all()
+        assert gone == [added] and gone[0] is added
+        assert added not in session and asyncorm.inspect(added).deleted
+        assert await session.get(User, added.id) is None
+        await session.commit()
+    assert await count_users(orm_engine) == 2
+
+
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
