@@ -223,6 +223,7 @@ class SQLiteCompiler(SQLCompiler):
     true_division_type = "REAL"  # CAST(x AS NUMERIC) of a whole number stays an integer
     true_sql = "1"
     false_sql = "0"
+    delete_using = False  # SQLite has no DELETE … USING
     function_renames: ClassVar[dict[str, str]] = {
         "now": "CURRENT_TIMESTAMP",
         "current_timestamp": "CURRENT_TIMESTAMP",

@@ -1047,6 +1047,24 @@ async def test_returning_a_mapped_class_gives_identity_mapped_objects(
     assert await count_users(orm_engine) == 2
 
 
+async def test_bulk_update_and_delete_joined_to_another_table(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        ada, bob = User(fullname="ada"), User(fullname="bob")
+        session.add_all([ada, bob])
+        await session.flush()
+        session.add_all([Note(title="x", owner_id=ada.id), Note(title="y", owner_id=bob.id)])
+        await session.flush()
+        # "auto" cannot evaluate another table's column, so it fetches the matched rows.
+        await session.execute(
+            update(User).where(User.id == Note.owner_id, Note.title == "x").values(fullname="A")
+        )
+        assert (ada.fullname, bob.fullname) == ("A", "bob")
+        await session.execute(delete(Note).where(Note.owner_id == User.id, User.fullname == "A"))
+        titles = await session.scalars(select(Note.title))
+        assert titles.all() == ["y"]
+        await session.commit()
+
+
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
