@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import decimal
 import gc
 import pickle
 from collections.abc import AsyncIterator
@@ -1063,6 +1064,51 @@ async def test_bulk_update_and_delete_joined_to_another_table(orm_engine: AsyncE
         titles = await session.scalars(select(Note.title))
         assert titles.all() == ["y"]
         await session.commit()
+
+
+async def test_bulk_update_evaluate_treats_null_as_sql_does(orm_engine: AsyncEngine) -> None:
+    evaluate = {"synchronize_session": "evaluate"}
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        empty = Note(title="a", body=None, price=None)
+        full = Note(title="b", body="x", price=decimal.Decimal("2"))
+        session.add_all([empty, full])
+        await session.commit()
+        # NULL != 'y' and NULL NOT IN ('y') are unknown: the row is not updated.
+        await session.execute(
+            update(Note).where(Note.body != "y").values(score=1.0), execution_options=evaluate
+        )
+        await session.execute(
+            update(Note).where(Note.body.not_in(["y"]), ~(Note.price == 5)).values(title="B"),
+            execution_options=evaluate,
+        )
+        # NULL > 1 and NULL * 2 are NULL, not a TypeError after the UPDATE ran.
+        await session.execute(
+            update(Note).where(Note.price > 1).values(body="big"), execution_options=evaluate
+        )
+        await session.execute(
+            update(Note).where(Note.id > 0).values(price=Note.price * 2),
+            execution_options=evaluate,
+        )
+        expected = [(n.title, n.body, n.score, n.price) for n in (empty, full)]
+        assert expected == [
+            ("a", None, 0.0, None),
+            ("B", "big", 1.0, decimal.Decimal("4")),
+        ]
+        # A new value computed from an expired attribute is not known: it is expired.
+        session.expire(full, ["price"])
+        await session.execute(
+            update(Note).where(Note.id == full.id).values(price=Note.price + 1),
+            execution_options=evaluate,
+        )
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = full.price
+        await session.commit()
+        for note in (empty, full):
+            await session.refresh(note)
+        assert [(n.title, n.body, n.score, n.price) for n in (empty, full)] == [
+            ("a", None, 0.0, None),
+            ("B", "big", 1.0, decimal.Decimal("5")),
+        ]
 
 
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
