@@ -373,7 +373,7 @@ class _SelectBase(Executable):
         if len(clauses) == 1 and clauses[0] is None:
             new._order_by = ()
         else:
-            new._order_by = self._order_by + tuple(coerce_order_by(c) for c in clauses)
+            new._order_by = self._order_by + _order_items(clauses)
         return new
 
     def limit(self, limit: int | None) -> Any:
@@ -618,7 +618,7 @@ class Select(_SelectBase, Generic[_TP]):
 
     def group_by(self, *clauses: Any) -> Select[_TP]:
         new = self._generate()
-        new._group_by = self._group_by + tuple(coerce_order_by(c) for c in clauses)
+        new._group_by = self._group_by + _order_items(clauses)
         return new
 
     def having(self, *criteria: Any) -> Select[_TP]:
@@ -697,6 +697,21 @@ class Select(_SelectBase, Generic[_TP]):
             self._for_update,
             tuple(option._cache_key for option in self._options),
         )
+
+
+def _order_items(clauses: tuple[Any, ...]) -> tuple[ColumnElement[Any], ...]:
+    """ORDER BY / GROUP BY items; a mapped class or a table stands for its columns, as in
+    SQLAlchemy (``group_by(User)`` with ``select(User, func.count(...))``)."""
+    items: list[ColumnElement[Any]] = []
+    for clause in clauses:
+        element = clause
+        if isinstance(clause, type) and hasattr(clause, "__clause_element__"):
+            element = clause.__clause_element__()
+        if isinstance(element, FromClause):
+            items.extend(element._select_columns)
+        else:
+            items.append(coerce_order_by(clause))
+    return tuple(items)
 
 
 def _coerce_entity(entity: Any) -> ColumnElement[Any] | FromClause:

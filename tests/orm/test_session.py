@@ -1111,6 +1111,27 @@ async def test_bulk_update_evaluate_treats_null_as_sql_does(orm_engine: AsyncEng
         ]
 
 
+async def test_group_by_and_order_by_a_mapped_class(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        ada, bob = User(fullname="ada"), User(fullname="bob")
+        session.add_all([ada, bob])
+        await session.flush()
+        session.add_all([Note(title=t, owner_id=o.id) for t, o in [("x", ada), ("y", ada)]])
+        session.add(Note(title="z", owner_id=bob.id))
+        await session.flush()
+        # As in SQLAlchemy, the class stands for its columns.
+        statement = (
+            select(User, func.count(Note.id))
+            .join(Note, Note.owner_id == User.id)
+            .group_by(User)
+            .order_by(User)
+        )
+        assert "GROUP BY users.id, users.fullname ORDER BY users.id, users.fullname" in str(
+            statement
+        )
+        assert (await session.execute(statement)).all() == [(ada, 2), (bob, 1)]
+
+
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
