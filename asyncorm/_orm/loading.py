@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .._sql.base import coerce_statement
 from .._sql.dml import Delete, Update, _DMLBase
 from .._sql.elements import bindparam
-from .._sql.selectable import FromClause, Select, _coerce_entity, select
+from .._sql.selectable import FromClause, Join, Select, _coerce_entity, select
 from ..exc import InvalidRequestError, ObjectDeletedError
 from . import bulk, strategies
 from .mapper import LoadRow, Mapper, RowLoader, mapper_for_table, mapper_of_class
@@ -165,12 +165,17 @@ async def execute_orm_select(
             # LIMIT/OFFSET/DISTINCT/GROUP BY must count parents, not joined collection rows.
             run_statement, parent_from = strategies.wrap_in_subquery(statement)
             wrapped = True
+        locked = run_statement._froms() if statement._for_update is not None else None
         for position, mapper, paths in entity_paths:
             run_statement, added = strategies.add_joined_loads(
                 run_statement, mapper, paths, parent_from
             )
             joined.extend((position, relationship, span) for relationship, span, _ in added)
             selectin.append((position, paths))
+        if joined and locked is not None and _adds_outer_join(locked, run_statement._froms()):
+            # FOR UPDATE OF the queried rows: PostgreSQL cannot lock the nullable side of
+            # the eager loads' outer joins.
+            run_statement = run_statement._locking_only(locked)
     connection = session._get_connection()
     rows, core_keys = await connection._execute_tuples(run_statement, params)
     if wrapped:  # the plain columns' keys as the statement itself would name them
@@ -213,6 +218,23 @@ async def execute_orm_select(
         objects = list({id(o): o for out in built if (o := out[position]) is not None}.values())
         await strategies.run_selectin_paths(session, objects, paths, populate)
     return Result(plan.keys, built)
+
+
+def _adds_outer_join(before: list[Any], after: list[Any]) -> bool:
+    """Whether the FROM list ``after`` has an outer join that ``before`` had not."""
+
+    def outer_joins(froms: list[Any]) -> set[int]:
+        found: set[int] = set()
+        pending = list(froms)
+        while pending:
+            from_ = pending.pop()
+            if isinstance(from_, Join):
+                if from_.isouter or from_.full:
+                    found.add(id(from_))
+                pending += (from_.left, from_.right)
+        return found
+
+    return bool(outer_joins(after) - outer_joins(before))
 
 
 #: Results at least this large are hydrated with the cyclic garbage collector paused.

@@ -366,6 +366,11 @@ class SQLCompiler:
             return ""
         read, nowait, skip_locked = select._for_update
         text = " FOR SHARE" if read else " FOR UPDATE"
+        if select._lock_of:
+            text += " OF " + ", ".join(
+                self.process(f) if isinstance(f, Alias | Subquery) else self.quote(str(f.name))
+                for f in select._lock_of
+            )
         if nowait:
             text += " NOWAIT"
         if skip_locked:

@@ -414,6 +414,8 @@ class Select(_SelectBase, Generic[_TP]):
     _having: tuple[ColumnElement[Any], ...] = ()
     _distinct: bool = False
     _for_update: tuple[bool, bool, bool] | None = None
+    #: ``FOR UPDATE OF`` these (the ORM's, to leave out the tables of joined eager loads)
+    _lock_of: tuple[FromClause, ...] = ()
     _options: tuple[Any, ...] = ()
 
     def __init__(self, entities: Sequence[Any]) -> None:
@@ -640,6 +642,24 @@ class Select(_SelectBase, Generic[_TP]):
         new._for_update = (read, nowait, skip_locked)
         return new
 
+    def _locking_only(self, froms: Sequence[FromClause]) -> Select[_TP]:
+        """The statement with its lock (if any) limited to ``froms``' rows: joins are
+        replaced by the tables and aliases they join."""
+        relations: list[FromClause] = []
+
+        def add(from_: FromClause) -> None:
+            if isinstance(from_, Join):
+                add(from_.left)
+                add(from_.right)
+            else:
+                relations.append(from_)
+
+        for from_ in froms:
+            add(from_)
+        new = self._generate()
+        new._lock_of = tuple(relations)
+        return new
+
     def add_columns(self, *entities: Any) -> Select[Any]:
         new = self._generate()
         new._raw_columns = self._raw_columns + tuple(entities)
@@ -695,6 +715,7 @@ class Select(_SelectBase, Generic[_TP]):
             self._limit_offset_key(anon_map, binds),
             self._distinct,
             self._for_update,
+            tuple(f._from_cache_key(anon_map, binds) for f in self._lock_of),
             tuple(option._cache_key for option in self._options),
         )
 
