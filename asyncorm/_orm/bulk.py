@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import operator
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -334,6 +335,9 @@ def _compile(mapper: Mapper, element: Any) -> Evaluator:
                 value = left(values)
                 if value is None:
                     return None
+                for candidate in frozen:
+                    if candidate is not None:
+                        _check_comparable(value, candidate)
                 if value in frozen:
                     return not negated
                 return None if has_null else negated
@@ -346,10 +350,14 @@ def _compile(mapper: Mapper, element: Any) -> Evaluator:
         if op in (ops.IS, ops.IS_NOT):
             return lambda values: function(left(values), right(values))
 
+        comparison = op in (ops.EQ, ops.NE, ops.LT, ops.LE, ops.GT, ops.GE)
+
         def binary(values: dict[str, Any]) -> Any:
             a, b = left(values), right(values)
             if a is None or b is None:
                 return None
+            if comparison:
+                _check_comparable(a, b)
             try:
                 return function(a, b)
             except TypeError as error:  # values Python cannot compare: leave it to the database
@@ -365,6 +373,16 @@ def _compile(mapper: Mapper, element: Any) -> Evaluator:
 
         return negation
     raise _CannotEvaluate(f"{type(element).__name__} expressions")
+
+
+_NUMBERS = (int, float, decimal.Decimal)
+
+
+def _check_comparable(a: Any, b: Any) -> None:
+    """Python compares values as SQL does only when they are of one type (or both numbers):
+    an enum member and its name, or a UUID and its string, match in SQL but not in Python."""
+    if type(a) is not type(b) and not (isinstance(a, _NUMBERS) and isinstance(b, _NUMBERS)):
+        raise _CannotEvaluate(f"{a!r} and {b!r} are of different types")
 
 
 def _evaluated_values(mapper: Mapper, statement: Any) -> dict[str, Evaluator]:

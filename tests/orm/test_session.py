@@ -35,7 +35,7 @@ from asyncorm._drivers.asyncpg import AsyncpgConnection
 from asyncorm._engine.connection import STREAM_CHUNK_SIZE
 
 from ..conftest import Database
-from .models import Base, Note, Seat, Ticket, User
+from .models import Base, Color, Note, Seat, Ticket, User
 
 pytestmark = pytest.mark.anyio
 
@@ -1130,6 +1130,36 @@ async def test_group_by_and_order_by_a_mapped_class(orm_engine: AsyncEngine) -> 
             statement
         )
         assert (await session.execute(statement)).all() == [(ada, 2), (bob, 1)]
+
+
+async def test_bulk_update_evaluate_expires_what_python_compares_otherwise(
+    orm_engine: AsyncEngine,
+) -> None:
+    evaluate = {"synchronize_session": "evaluate"}
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        note = Note(title="a", color=Color.GREEN)
+        session.add(note)
+        await session.commit()
+        # SQL matches the enum's name and the UUID's string; Python's == would not, and the
+        # object kept its old values. Its state is unknown here, so it is expired.
+        await session.execute(
+            update(Note).where(Note.color == "GREEN").values(title="b"), execution_options=evaluate
+        )
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = note.title
+        await session.refresh(note)
+        assert note.title == "b"
+        await session.execute(
+            update(Note).where(Note.token.in_([str(note.token)])).values(score=2.0),
+            execution_options=evaluate,
+        )
+        await session.refresh(note)
+        assert note.score == 2.0
+        # Numbers of different types compare in Python as in SQL: still evaluated.
+        await session.execute(
+            update(Note).where(Note.score == 2).values(body="two"), execution_options=evaluate
+        )
+        assert note.body == "two" and not asyncorm.inspect(note).expired_attributes
 
 
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
