@@ -1162,6 +1162,27 @@ async def test_bulk_update_evaluate_expires_what_python_compares_otherwise(
         assert note.body == "two" and not asyncorm.inspect(note).expired_attributes
 
 
+async def test_json_changed_in_place_is_not_flushed_a_new_value_is(
+    orm_engine: AsyncEngine,
+) -> None:
+    # As the README says: like SQLAlchemy without MutableDict, a change in place is not seen.
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        note = Note(title="a", data={"k": 1})
+        session.add(note)
+        await session.commit()
+        assert note.data is not None
+        note.data["k"] = 2
+        assert note not in session.dirty
+        await session.commit()
+        await session.refresh(note)
+        assert note.data == {"k": 1}
+        note.data = {**note.data, "k": 3}
+        assert note in session.dirty
+        await session.commit()
+        await session.refresh(note)
+        assert note.data == {"k": 3}
+
+
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
