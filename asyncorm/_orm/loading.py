@@ -409,9 +409,30 @@ async def merge(session: AsyncSession, instance: Any, load: bool, memo: dict[int
     return merged
 
 
+def _streamed(result: Result[Any]) -> AsyncResult[Any]:
+    """A stream over a buffered result's rows."""
+    from .._engine.result import AsyncResult
+
+    rows = [tuple(row) for row in result.all()] if result.returns_rows else []
+
+    async def fetch(size: int) -> list[Any]:
+        chunk = rows[:size]
+        del rows[:size]
+        return chunk
+
+    async def close() -> None:
+        rows.clear()
+
+    return AsyncResult._from_cursor(tuple(result.keys()), fetch, close, None, 256)
+
+
 async def stream(
     session: AsyncSession, statement: Any, params: Any, execution_options: dict[str, Any]
 ) -> AsyncResult[Any]:
+    if isinstance(statement, _DMLBase):
+        # A DML statement's rows come back at once: it runs as execute() runs it (bulk
+        # synchronisation, RETURNING of entities), and the stream reads its rows.
+        return _streamed(await execute(session, statement, params, execution_options))
     if session._autoflush_due():
         await session._flush()
     options = {**getattr(statement, "_execution_options", {}), **execution_options}

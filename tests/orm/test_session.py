@@ -1183,6 +1183,25 @@ async def test_json_changed_in_place_is_not_flushed_a_new_value_is(
         assert note.data == {"k": 3}
 
 
+async def test_stream_of_a_dml_statement_runs_as_execute(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        ada = User(fullname="ada")
+        session.add(ada)
+        await session.flush()
+        # The identity-mapped object follows the UPDATE, and RETURNING User gives it.
+        stream = await session.stream(
+            update(User).where(User.id == ada.id).values(fullname="Ada").returning(User)
+        )
+        assert [row async for row in stream] == [(ada,)] and ada.fullname == "Ada"
+        added = await session.stream_scalars(insert(User).values(fullname="b").returning(User))
+        (bob,) = await added.all()
+        assert isinstance(bob, User) and bob.fullname == "b" and bob in session
+        gone = await session.stream_scalars(delete(User).where(User.id == bob.id).returning(User))
+        assert await gone.all() == [bob] and bob not in session
+        await session.commit()
+    assert await count_users(orm_engine) == 1
+
+
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:
     async with AsyncSession(orm_engine) as session:
         await session.execute(insert(Ticket), [{"title": "a"}, {"title": "b"}, {"title": "c"}])
