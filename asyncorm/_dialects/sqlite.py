@@ -56,7 +56,9 @@ def _datetime_to_text(value: datetime.datetime) -> str:
 
 def _json_dumps(value: Any) -> str:
     try:
-        return json.dumps(value)
+        # NaN and infinities are not JSON: SQLite's json functions, like PostgreSQL, refuse
+        # the text json.dumps would write for them.
+        return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidValue(f"cannot be stored as JSON: {error}") from None
 
