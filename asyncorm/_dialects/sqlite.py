@@ -56,7 +56,9 @@ def _datetime_to_text(value: datetime.datetime) -> str:
 
 def _json_dumps(value: Any) -> str:
     try:
-        return json.dumps(value)
+        # NaN and infinities are not JSON: SQLite's json functions, like PostgreSQL, refuse
+        # the text json.dumps would write for them.
+        return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidValue(f"cannot be stored as JSON: {error}") from None
 
@@ -223,6 +225,7 @@ class SQLiteCompiler(SQLCompiler):
     true_division_type = "REAL"  # CAST(x AS NUMERIC) of a whole number stays an integer
     true_sql = "1"
     false_sql = "0"
+    delete_using = False  # SQLite has no DELETE … USING
     function_renames: ClassVar[dict[str, str]] = {
         "now": "CURRENT_TIMESTAMP",
         "current_timestamp": "CURRENT_TIMESTAMP",

@@ -139,7 +139,17 @@ def _format_values(values: Sequence[Any]) -> str:
     return "(" + ", ".join(parts) + ("," if len(values) == 1 else "") + ")"
 
 
+LOGGED_CHARS = 100
+"""Characters (or bytes) of a string (or bytes) value that echo logs, at either end."""
+
+
 def _format_value(value: Any) -> str:
+    if isinstance(value, str | bytes) and len(value) > 2 * LOGGED_CHARS:
+        # A large text or blob stays short too: its ends, and how much was left out.
+        cut = len(value) - 2 * LOGGED_CHARS
+        unit = "characters" if isinstance(value, str) else "bytes"
+        head, tail = repr(value[:LOGGED_CHARS]), repr(value[-LOGGED_CHARS:])
+        return f"{head} ... ({cut} {unit} truncated) ... {tail}"
     if not isinstance(value, list | tuple) or len(value) <= LOGGED_ITEMS:
         return repr(value)
     shown = ", ".join(map(repr, value[:LOGGED_ITEMS]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import operator
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -64,23 +65,27 @@ async def execute_update_delete(
         # An UPDATE also returns the values it wrote, to set on the objects.
         changed = _written_keys(mapper, statement, params) if is_update else []
         returning = [*pk_columns, *(mapper.columns[key] for key in changed)]
+        # The statement's own RETURNING columns come first, and go back to the caller.
+        given = len(statement._returning_columns)
         result = await connection.execute(statement.returning(*returning), params)
+        keys = result.keys()[:given]
         rows = result.all()
-        count = len(pk_columns)
+        start, stop = given, given + len(pk_columns)
+        identity_map = session._identity_map
         found = [
             (obj, row)
             for row in rows
-            if (obj := session._identity_map.get(mapper, mapper.identity_key(tuple(row[:count]))))
+            if (obj := identity_map.get(mapper, mapper.identity_key(tuple(row[start:stop]))))
             is not None
         ]
         if is_update:
             for obj, row in found:
-                _set_values(session, obj, dict(zip(changed, row[count:], strict=True)))
+                _set_values(session, obj, dict(zip(changed, row[stop:], strict=True)))
         else:
             _remove_deleted(session, [obj for obj, _ in found])
         from .._engine.result import Result
 
-        return Result((), [], rowcount=len(rows))
+        return Result(keys, [tuple(row[:given]) for row in rows], rowcount=len(rows))
     result = await connection.execute(statement, params)
     if matches is None:  # synchronize_session=False
         return result
@@ -102,7 +107,12 @@ async def execute_update_delete(
         generated = [key for key, _ in mapper.onupdate_columns if key not in new_values]
         for obj in matched:
             values = obj.__dict__
-            _set_values(session, obj, {key: compute(values) for key, compute in new_values.items()})
+            try:
+                new = {key: compute(values) for key, compute in new_values.items()}
+            except _CannotEvaluate:  # a value computed from an expired attribute
+                session._expire_attributes(instance_state(obj), list(new_values), obj)
+            else:
+                _set_values(session, obj, new)
             if generated:
                 session._expire_attributes(instance_state(obj), generated, obj)
     else:
@@ -260,7 +270,8 @@ def _evaluator(mapper: Mapper, criteria: Any) -> Callable[[dict[str, Any]], bool
     compiled = [_compile(mapper, criterion) for criterion in criteria]
 
     def matches(values: dict[str, Any]) -> bool:
-        return all(bool(evaluate(values)) for evaluate in compiled)
+        # SQL's NULL (None here: unknown) matches no row, as False does.
+        return all(evaluate(values) for evaluate in compiled)
 
     return matches
 
@@ -292,11 +303,23 @@ def _compile(mapper: Mapper, element: Any) -> Evaluator:
         return attribute
     if isinstance(element, sql.Null):
         return lambda values: None
+    # SQL's three-valued logic, with None for NULL (unknown): NULL compared or combined with
+    # anything is NULL, NOT NULL is NULL, and a row matches only where the criteria are true.
     if isinstance(element, sql.BooleanClauseList):
         parts = [_compile(mapper, clause) for clause in element.clauses]
-        if element.operator is ops.AND:
-            return lambda values: all(part(values) for part in parts)
-        return lambda values: any(part(values) for part in parts)
+        decisive = element.operator is not ops.AND  # True decides an OR, False an AND
+
+        def combined(values: dict[str, Any]) -> Any:
+            unknown = False
+            for part in parts:
+                value = part(values)
+                if value is None:
+                    unknown = True
+                elif bool(value) is decisive:
+                    return decisive
+            return None if unknown else not decisive
+
+        return combined
     if isinstance(element, sql.BinaryExpression):
         op = element.operator
         left = _compile(mapper, element.left)
@@ -305,18 +328,61 @@ def _compile(mapper: Mapper, element: Any) -> Evaluator:
             if members is None:
                 raise _CannotEvaluate("IN with a subquery")
             frozen = list(members)
-            if op is ops.IN:
-                return lambda values: left(values) in frozen
-            return lambda values: left(values) not in frozen
+            has_null = None in frozen
+            negated = op is ops.NOT_IN
+
+            def member(values: dict[str, Any]) -> Any:
+                value = left(values)
+                if value is None:
+                    return None
+                for candidate in frozen:
+                    if candidate is not None:
+                        _check_comparable(value, candidate)
+                if value in frozen:
+                    return not negated
+                return None if has_null else negated
+
+            return member
         function = _COMPARE.get(op)
         if function is None:
             raise _CannotEvaluate(f"the operator {op.sql}")
         right = _compile(mapper, element.right)
-        return lambda values: function(left(values), right(values))
+        if op in (ops.IS, ops.IS_NOT):
+            return lambda values: function(left(values), right(values))
+
+        comparison = op in (ops.EQ, ops.NE, ops.LT, ops.LE, ops.GT, ops.GE)
+
+        def binary(values: dict[str, Any]) -> Any:
+            a, b = left(values), right(values)
+            if a is None or b is None:
+                return None
+            if comparison:
+                _check_comparable(a, b)
+            try:
+                return function(a, b)
+            except TypeError as error:  # values Python cannot compare: leave it to the database
+                raise _CannotEvaluate(str(error)) from None
+
+        return binary
     if isinstance(element, sql.UnaryExpression) and element.operator == "NOT":
         inner = _compile(mapper, element.element)
-        return lambda values: not inner(values)
+
+        def negation(values: dict[str, Any]) -> Any:
+            value = inner(values)
+            return None if value is None else not value
+
+        return negation
     raise _CannotEvaluate(f"{type(element).__name__} expressions")
+
+
+_NUMBERS = (int, float, decimal.Decimal)
+
+
+def _check_comparable(a: Any, b: Any) -> None:
+    """Python compares values as SQL does only when they are of one type (or both numbers):
+    an enum member and its name, or a UUID and its string, match in SQL but not in Python."""
+    if type(a) is not type(b) and not (isinstance(a, _NUMBERS) and isinstance(b, _NUMBERS)):
+        raise _CannotEvaluate(f"{a!r} and {b!r} are of different types")
 
 
 def _evaluated_values(mapper: Mapper, statement: Any) -> dict[str, Evaluator]:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._sql.base import coerce_statement
-from .._sql.dml import Delete, Update
+from .._sql.dml import Delete, Update, _DMLBase
 from .._sql.elements import bindparam
-from .._sql.selectable import Select, select
+from .._sql.selectable import FromClause, Join, Select, _coerce_entity, select
 from ..exc import InvalidRequestError, ObjectDeletedError
 from . import bulk, strategies
 from .mapper import LoadRow, Mapper, RowLoader, mapper_for_table, mapper_of_class
@@ -79,13 +79,56 @@ async def execute(
         await session._flush()
     if session.dispatch.has("before_execute"):
         await _fire_before_execute(session, statement, params)
+    entities = isinstance(statement, _DMLBase) and any(map(_entity_of, statement._returning))
     if isinstance(statement, Update | Delete) and mapper_for_table(statement.table):
         connection = session._get_connection()
-        return await bulk.execute_update_delete(session, connection, statement, params, options)
-    if _is_orm_select(statement):
+        bulk_options = options
+        if entities and isinstance(statement, Delete):
+            # Every deleted row comes back: its object is found, then leaves the session.
+            bulk_options = {**options, "synchronize_session": False}
+        result = await bulk.execute_update_delete(
+            session, connection, statement, params, bulk_options
+        )
+    elif _is_orm_select(statement):
         return await execute_orm_select(session, statement, params, options)
-    connection = session._get_connection()
-    return await connection.execute(statement, params)
+    else:
+        result = await session._get_connection().execute(statement, params)
+    if entities:
+        return _returned_entities(session, statement, result, options)
+    return result
+
+
+def _returned_entities(
+    session: AsyncSession, statement: _DMLBase, result: Result[Any], options: dict[str, Any]
+) -> Result[Any]:
+    """The rows of ``insert/update/delete(...).returning(User, ...)``: each mapped class's
+    columns become its identity-mapped object, as a select of it would give."""
+    from .._engine.result import Result
+
+    keys = result.keys()
+    columns: list[RowLoader | int] = []
+    names: list[str] = []
+    start = 0
+    for raw in statement._returning:
+        element = _coerce_entity(raw)
+        width = len(element._select_columns) if isinstance(element, FromClause) else 1
+        mapper = _entity_of(raw)
+        if mapper is not None:
+            columns.append(mapper.row_loader(mapper.column_keys, start))
+            names.append(mapper.class_.__name__)
+        else:
+            columns.extend(range(start, start + width))
+            names.extend(keys[start : start + width])
+        start += width
+    plan = LoadingPlan(tuple(names), tuple(columns))
+    bound = plan.bind(session, bool(options.get("populate_existing")))
+    rows = result.all()
+    built = [tuple(row[c] if isinstance(c, int) else c(row) for c in bound) for row in rows]
+    if isinstance(statement, Delete):  # the rows are gone: their objects leave the session
+        entities = [i for i, c in enumerate(columns) if not isinstance(c, int)]
+        gone = {id(o): o for out in built for i in entities if (o := out[i]) is not None}
+        bulk._remove_deleted(session, list(gone.values()))
+    return Result(plan.keys, built, rowcount=result.rowcount)
 
 
 async def _fire_before_execute(session: AsyncSession, statement: Any, params: Any) -> None:
@@ -153,12 +196,17 @@ def _eager_loads(statement: Select[Any]) -> _EagerLoads:
         # LIMIT/OFFSET/DISTINCT/GROUP BY must count parents, not joined collection rows.
         eager.statement, parent_from = strategies.wrap_in_subquery(statement)
         eager.wrapped = True
+    locked = eager.statement._froms() if statement._for_update is not None else None
     for position, mapper, paths in entity_paths:
         eager.statement, added = strategies.add_joined_loads(
             eager.statement, mapper, paths, parent_from
         )
         eager.joined.extend((position, relationship, span) for relationship, span, _ in added)
         eager.selectin.append((position, paths))
+    if eager.joined and locked is not None and _adds_outer_join(locked, eager.statement._froms()):
+        # FOR UPDATE OF the queried rows: PostgreSQL cannot lock the nullable side of the
+        # eager loads' outer joins.
+        eager.statement = eager.statement._locking_only(locked)
     return eager
 
 
@@ -202,6 +250,23 @@ async def _load_rows(
         objects = list({id(o): o for out in built if (o := out[position]) is not None}.values())
         await strategies.run_selectin_paths(session, objects, paths, populate)
     return built
+
+
+def _adds_outer_join(before: list[Any], after: list[Any]) -> bool:
+    """Whether the FROM list ``after`` has an outer join that ``before`` had not."""
+
+    def outer_joins(froms: list[Any]) -> set[int]:
+        found: set[int] = set()
+        pending = list(froms)
+        while pending:
+            from_ = pending.pop()
+            if isinstance(from_, Join):
+                if from_.isouter or from_.full:
+                    found.add(id(from_))
+                pending += (from_.left, from_.right)
+        return found
+
+    return bool(outer_joins(after) - outer_joins(before))
 
 
 #: Results at least this large are hydrated with the cyclic garbage collector paused.
@@ -391,9 +456,30 @@ async def merge(session: AsyncSession, instance: Any, load: bool, memo: dict[int
     return merged
 
 
+def _streamed(result: Result[Any]) -> AsyncResult[Any]:
+    """A stream over a buffered result's rows."""
+    from .._engine.result import AsyncResult
+
+    rows = [tuple(row) for row in result.all()] if result.returns_rows else []
+
+    async def fetch(size: int) -> list[Any]:
+        chunk = rows[:size]
+        del rows[:size]
+        return chunk
+
+    async def close() -> None:
+        rows.clear()
+
+    return AsyncResult._from_cursor(tuple(result.keys()), fetch, close, None, 256)
+
+
 async def stream(
     session: AsyncSession, statement: Any, params: Any, execution_options: dict[str, Any]
 ) -> AsyncResult[Any]:
+    if isinstance(statement, _DMLBase):
+        # A DML statement's rows come back at once: it runs as execute() runs it (bulk
+        # synchronisation, RETURNING of entities), and the stream reads its rows.
+        return _streamed(await execute(session, statement, params, execution_options))
     if session._autoflush_due():
         await session._flush()
     options = {**getattr(statement, "_execution_options", {}), **execution_options}

@@ -298,6 +298,8 @@ class SQLCompiler:
     name: ClassVar[str] = "default"
     true_sql: ClassVar[str] = "true"
     false_sql: ClassVar[str] = "false"
+    #: ``DELETE … USING`` for a DELETE naming other tables; else ``WHERE EXISTS (…)``
+    delete_using: ClassVar[bool] = True
     preparer: ClassVar[IdentifierPreparer] = IdentifierPreparer()
     # Functions whose name differs per database, e.g. SQLite spells now() CURRENT_TIMESTAMP.
     function_renames: ClassVar[dict[str, str]] = {}
@@ -364,6 +366,11 @@ class SQLCompiler:
             return ""
         read, nowait, skip_locked = select._for_update
         text = " FOR SHARE" if read else " FOR UPDATE"
+        if select._lock_of:
+            text += " OF " + ", ".join(
+                self.process(f) if isinstance(f, Alias | Subquery) else self.quote(str(f.name))
+                for f in select._lock_of
+            )
         if nowait:
             text += " NOWAIT"
         if skip_locked:
@@ -744,8 +751,27 @@ class SQLCompiler:
 
     # --- INSERT / UPDATE / DELETE -------------------------------------------------------
 
-    def _dml_frame(self, table: Table) -> None:
-        self._select_stack.append({"froms": {id(table)}})
+    def _dml_frame(self, table: Table, extra: Sequence[FromClause] = ()) -> None:
+        froms = {id(table)}
+        for from_ in extra:
+            froms.add(id(from_))
+            froms.update(id(h) for h in from_._hidden_froms)
+        self._select_stack.append({"froms": froms})
+
+    @staticmethod
+    def _dml_extra_froms(statement: Any) -> list[FromClause]:
+        """The tables an UPDATE's or DELETE's WHERE clause (or SET values) names besides
+        its own: ``UPDATE … FROM`` / ``DELETE … USING`` them, as SQLAlchemy does."""
+        table = statement.table
+        found: dict[int, FromClause] = {}
+        elements = list(statement._where_criteria)
+        elements.extend(value for _, value in getattr(statement, "_values", None) or ())
+        for element in elements:
+            for from_ in getattr(element, "_from_objects", ()):
+                if from_ is not table:
+                    found.setdefault(id(from_), from_)
+        hidden = {id(h) for from_ in found.values() for h in from_._hidden_froms}
+        return [from_ for key, from_ in found.items() if key not in hidden]
 
     def _returning(self, statement: Any) -> str:
         if not statement._returning:
@@ -872,7 +898,8 @@ class SQLCompiler:
 
     def visit_update(self, update: Update, **kw: Any) -> str:
         table = update.table
-        self._dml_frame(table)
+        extra = self._dml_extra_froms(update)
+        self._dml_frame(table, extra)
         try:
             assignments = self._update_assignments(update)
             if not assignments:
@@ -882,6 +909,8 @@ class SQLCompiler:
                 )
             sets = ", ".join(self.quote(c.name) + " = " + sql for c, sql, _ in assignments)
             text = "UPDATE " + self._table_name(table) + " SET " + sets
+            if extra:
+                text += " FROM " + ", ".join(self.process(f, asfrom=True) for f in extra)
             if update._where_criteria:
                 text += " WHERE " + self.process(and_(*update._where_criteria))
             text += self._returning(update)
@@ -973,10 +1002,18 @@ class SQLCompiler:
 
     def visit_delete(self, delete: Delete, **kw: Any) -> str:
         table = delete.table
-        self._dml_frame(table)
+        extra = self._dml_extra_froms(delete)
+        self._dml_frame(table, extra)
         try:
             text = "DELETE FROM " + self._table_name(table)
-            if delete._where_criteria:
+            others = ", ".join(self.process(f, asfrom=True) for f in extra)
+            if extra and self.delete_using:
+                text += " USING " + others
+            if extra and not self.delete_using:
+                # The same rows: those some row of the other tables meets the criteria with.
+                criteria = self.process(and_(*delete._where_criteria))
+                text += f" WHERE EXISTS (SELECT 1 FROM {others} WHERE {criteria})"
+            elif delete._where_criteria:
                 text += " WHERE " + self.process(and_(*delete._where_criteria))
             text += self._returning(delete)
         finally:

@@ -373,7 +373,7 @@ class _SelectBase(Executable):
         if len(clauses) == 1 and clauses[0] is None:
             new._order_by = ()
         else:
-            new._order_by = self._order_by + tuple(coerce_order_by(c) for c in clauses)
+            new._order_by = self._order_by + _order_items(clauses)
         return new
 
     def limit(self, limit: int | None) -> Any:
@@ -414,6 +414,8 @@ class Select(_SelectBase, Generic[_TP]):
     _having: tuple[ColumnElement[Any], ...] = ()
     _distinct: bool = False
     _for_update: tuple[bool, bool, bool] | None = None
+    #: ``FOR UPDATE OF`` these (the ORM's, to leave out the tables of joined eager loads)
+    _lock_of: tuple[FromClause, ...] = ()
     _options: tuple[Any, ...] = ()
 
     def __init__(self, entities: Sequence[Any]) -> None:
@@ -618,7 +620,7 @@ class Select(_SelectBase, Generic[_TP]):
 
     def group_by(self, *clauses: Any) -> Select[_TP]:
         new = self._generate()
-        new._group_by = self._group_by + tuple(coerce_order_by(c) for c in clauses)
+        new._group_by = self._group_by + _order_items(clauses)
         return new
 
     def having(self, *criteria: Any) -> Select[_TP]:
@@ -638,6 +640,24 @@ class Select(_SelectBase, Generic[_TP]):
         which locks the whole database for a writing transaction anyway."""
         new = self._generate()
         new._for_update = (read, nowait, skip_locked)
+        return new
+
+    def _locking_only(self, froms: Sequence[FromClause]) -> Select[_TP]:
+        """The statement with its lock (if any) limited to ``froms``' rows: joins are
+        replaced by the tables and aliases they join."""
+        relations: list[FromClause] = []
+
+        def add(from_: FromClause) -> None:
+            if isinstance(from_, Join):
+                add(from_.left)
+                add(from_.right)
+            else:
+                relations.append(from_)
+
+        for from_ in froms:
+            add(from_)
+        new = self._generate()
+        new._lock_of = tuple(relations)
         return new
 
     def add_columns(self, *entities: Any) -> Select[Any]:
@@ -695,8 +715,24 @@ class Select(_SelectBase, Generic[_TP]):
             self._limit_offset_key(anon_map, binds),
             self._distinct,
             self._for_update,
+            tuple(f._from_cache_key(anon_map, binds) for f in self._lock_of),
             tuple(option._cache_key for option in self._options),
         )
+
+
+def _order_items(clauses: tuple[Any, ...]) -> tuple[ColumnElement[Any], ...]:
+    """ORDER BY / GROUP BY items; a mapped class or a table stands for its columns, as in
+    SQLAlchemy (``group_by(User)`` with ``select(User, func.count(...))``)."""
+    items: list[ColumnElement[Any]] = []
+    for clause in clauses:
+        element = clause
+        if isinstance(clause, type) and hasattr(clause, "__clause_element__"):
+            element = clause.__clause_element__()
+        if isinstance(element, FromClause):
+            items.extend(element._select_columns)
+        else:
+            items.append(coerce_order_by(clause))
+    return tuple(items)
 
 
 def _coerce_entity(entity: Any) -> ColumnElement[Any] | FromClause:

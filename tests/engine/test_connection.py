@@ -457,6 +457,20 @@ async def test_echo_logs_statements_parameters_and_time(
     assert record.elapsed >= 0  # type: ignore[attr-defined]
 
 
+async def test_echo_cuts_long_text_and_bytes(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = db.make_engine(echo=True)
+    async with engine.connect() as conn:
+        row = await conn.execute(
+            text("SELECT :a AS a, :b AS b"), {"a": "x" * 100_000, "b": b"y" * 5000}
+        )
+        assert row.one() == ("x" * 100_000, b"y" * 5000)
+    (logged,) = [r.getMessage() for r in caplog.records if "SELECT" in r.getMessage()]
+    assert len(logged) < 1000
+    assert "(99800 characters truncated)" in logged and "(4800 bytes truncated)" in logged
+
+
 async def test_echo_cuts_long_parameters(db: Database, caplog: pytest.LogCaptureFixture) -> None:
     engine = db.make_engine(echo=True)
     await create_items(engine)

@@ -25,6 +25,7 @@ from asyncorm import (
     relationship,
     select,
     selectinload,
+    text,
 )
 from asyncorm import exc as sa_exc
 
@@ -975,3 +976,38 @@ async def test_collection_history_lists_the_items(engine: AsyncEngine) -> None:
         author.posts.remove(first)
         history = asyncorm.inspect(author).attrs["posts"].history
         assert history == ((second,), (), (first,)) and history.has_changes()
+
+
+async def test_with_for_update_and_joined_eager_loads(engine: AsyncEngine, db: Database) -> None:
+    async with AsyncSession(engine) as session:
+        session.add_all([Author(name="ada", posts=[Post(title="a"), Post(title="b")])])
+        session.add_all([Author(name="bob"), Post(title="loose")])  # outer joins' NULL sides
+        await session.commit()
+    async with AsyncSession(engine) as session:
+        # PostgreSQL cannot lock the nullable side of the eager loads' outer joins: the lock
+        # is on the queried rows (FOR UPDATE OF).
+        by_id = select(Author).options(joinedload(Author.posts)).order_by(Author.id)
+        authors = (await session.scalars(by_id.with_for_update())).unique().all()
+        assert [(a.name, [p.title for p in a.posts]) for a in authors] == [
+            ("ada", ["a", "b"]),
+            ("bob", []),
+        ]
+        first = await session.scalars(by_id.limit(1).with_for_update())
+        assert [a.name for a in first.unique().all()] == ["ada"]
+        posts = await session.scalars(
+            select(Post).options(joinedload(Post.author)).order_by(Post.id).with_for_update()
+        )
+        assert [(p.title, p.author and p.author.name) for p in posts.all()] == [
+            ("a", "ada"),
+            ("b", "ada"),
+            ("loose", None),
+        ]
+        loose = await session.get(
+            Post, 3, options=[joinedload(Post.author)], with_for_update=True, populate_existing=True
+        )
+        assert loose is not None and loose.author is None
+        if db.is_postgresql:  # the rows are locked
+            async with engine.connect() as other:
+                with pytest.raises(sa_exc.OperationalError):
+                    await other.execute(text("SELECT id FROM authors FOR UPDATE NOWAIT"))
+        await session.commit()

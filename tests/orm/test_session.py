@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import decimal
 import gc
 import pickle
 from collections.abc import AsyncIterator
@@ -34,7 +35,7 @@ from asyncorm._drivers.asyncpg import AsyncpgConnection
 from asyncorm._engine.connection import STREAM_CHUNK_SIZE
 
 from ..conftest import Database
-from .models import Base, Note, Seat, Ticket, User
+from .models import Base, Color, Note, Seat, Ticket, User
 
 pytestmark = pytest.mark.anyio
 
@@ -1124,6 +1125,214 @@ async def test_bulk_insert_rows_with_other_keys_than_the_first_are_refused(
         await session.commit()
         found = await session.execute(select(Note.title, Note.body).order_by(Note.id))
         assert found.all() == [("a", None), ("b", "bee")]
+
+
+async def test_bulk_fetch_keeps_the_statements_returning_rows(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        await session.execute(insert(User), [{"fullname": "a"}, {"fullname": "b"}])
+        users = (await session.scalars(select(User).order_by(User.id))).all()
+        # "fetch" adds its own RETURNING columns; the statement's still come back, alone.
+        result = await session.execute(
+            update(User).where(User.fullname == "a").values(fullname="A").returning(User.fullname),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert list(result.keys()) == ["fullname"] and result.all() == [("A",)]
+        assert users[0].fullname == "A"
+        # "auto" falls back to "fetch" for a subquery.
+        rows = await session.execute(
+            update(User)
+            .where(User.id.in_(select(User.id).where(User.fullname == "b")))
+            .values(fullname="B")
+            .returning(User.id, User.fullname)
+        )
+        assert rows.all() == [(users[1].id, "B")] and users[1].fullname == "B"
+        deleted = await session.execute(
+            delete(User).where(User.fullname == "A").returning(User.id),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        assert deleted.scalars().all() == [users[0].id] and users[0] not in session
+
+
+async def test_returning_a_mapped_class_gives_identity_mapped_objects(
+    orm_engine: AsyncEngine,
+) -> None:
+    async with AsyncSession(orm_engine) as session:
+        added = (await session.scalars(insert(User).values(fullname="a").returning(User))).one()
+        assert isinstance(added, User) and added.fullname == "a" and added in session
+        assert await session.get(User, added.id) is added
+        many = await session.execute(
+            insert(User).returning(User.id, User), [{"fullname": "b"}, {"fullname": "c"}]
+        )
+        rows = many.all()
+        assert list(many.keys()) == ["id", "User"]
+        assert [(i, u.fullname) for i, u in rows] == [(u.id, u.fullname) for _, u in rows]
+        assert [u.fullname for _, u in rows] == ["b", "c"]
+        changed = await session.scalars(
+            update(User).where(User.id == added.id).values(fullname="A").returning(User)
+        )
+        assert changed.all() == [added] and added.fullname == "A"
+        gone = (
+            await session.scalars(delete(User).where(User.id == added.id).returning(User))
+        ).all()
+        assert gone == [added] and gone[0] is added
+        assert added not in session and asyncorm.inspect(added).deleted
+        assert await session.get(User, added.id) is None
+        await session.commit()
+    assert await count_users(orm_engine) == 2
+
+
+async def test_bulk_update_and_delete_joined_to_another_table(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        ada, bob = User(fullname="ada"), User(fullname="bob")
+        session.add_all([ada, bob])
+        await session.flush()
+        session.add_all([Note(title="x", owner_id=ada.id), Note(title="y", owner_id=bob.id)])
+        await session.flush()
+        # "auto" cannot evaluate another table's column, so it fetches the matched rows.
+        await session.execute(
+            update(User).where(User.id == Note.owner_id, Note.title == "x").values(fullname="A")
+        )
+        assert (ada.fullname, bob.fullname) == ("A", "bob")
+        await session.execute(delete(Note).where(Note.owner_id == User.id, User.fullname == "A"))
+        titles = await session.scalars(select(Note.title))
+        assert titles.all() == ["y"]
+        await session.commit()
+
+
+async def test_bulk_update_evaluate_treats_null_as_sql_does(orm_engine: AsyncEngine) -> None:
+    evaluate = {"synchronize_session": "evaluate"}
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        empty = Note(title="a", body=None, price=None)
+        full = Note(title="b", body="x", price=decimal.Decimal("2"))
+        session.add_all([empty, full])
+        await session.commit()
+        # NULL != 'y' and NULL NOT IN ('y') are unknown: the row is not updated.
+        await session.execute(
+            update(Note).where(Note.body != "y").values(score=1.0), execution_options=evaluate
+        )
+        await session.execute(
+            update(Note).where(Note.body.not_in(["y"]), ~(Note.price == 5)).values(title="B"),
+            execution_options=evaluate,
+        )
+        # NULL > 1 and NULL * 2 are NULL, not a TypeError after the UPDATE ran.
+        await session.execute(
+            update(Note).where(Note.price > 1).values(body="big"), execution_options=evaluate
+        )
+        await session.execute(
+            update(Note).where(Note.id > 0).values(price=Note.price * 2),
+            execution_options=evaluate,
+        )
+        expected = [(n.title, n.body, n.score, n.price) for n in (empty, full)]
+        assert expected == [
+            ("a", None, 0.0, None),
+            ("B", "big", 1.0, decimal.Decimal("4")),
+        ]
+        # A new value computed from an expired attribute is not known: it is expired.
+        session.expire(full, ["price"])
+        await session.execute(
+            update(Note).where(Note.id == full.id).values(price=Note.price + 1),
+            execution_options=evaluate,
+        )
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = full.price
+        await session.commit()
+        for note in (empty, full):
+            await session.refresh(note)
+        assert [(n.title, n.body, n.score, n.price) for n in (empty, full)] == [
+            ("a", None, 0.0, None),
+            ("B", "big", 1.0, decimal.Decimal("5")),
+        ]
+
+
+async def test_group_by_and_order_by_a_mapped_class(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        ada, bob = User(fullname="ada"), User(fullname="bob")
+        session.add_all([ada, bob])
+        await session.flush()
+        session.add_all([Note(title=t, owner_id=o.id) for t, o in [("x", ada), ("y", ada)]])
+        session.add(Note(title="z", owner_id=bob.id))
+        await session.flush()
+        # As in SQLAlchemy, the class stands for its columns.
+        statement = (
+            select(User, func.count(Note.id))
+            .join(Note, Note.owner_id == User.id)
+            .group_by(User)
+            .order_by(User)
+        )
+        assert "GROUP BY users.id, users.fullname ORDER BY users.id, users.fullname" in str(
+            statement
+        )
+        assert (await session.execute(statement)).all() == [(ada, 2), (bob, 1)]
+
+
+async def test_bulk_update_evaluate_expires_what_python_compares_otherwise(
+    orm_engine: AsyncEngine,
+) -> None:
+    evaluate = {"synchronize_session": "evaluate"}
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        note = Note(title="a", color=Color.GREEN)
+        session.add(note)
+        await session.commit()
+        # SQL matches the enum's name and the UUID's string; Python's == would not, and the
+        # object kept its old values. Its state is unknown here, so it is expired.
+        await session.execute(
+            update(Note).where(Note.color == "GREEN").values(title="b"), execution_options=evaluate
+        )
+        with pytest.raises(sa_exc.UnloadedAttributeError):
+            _ = note.title
+        await session.refresh(note)
+        assert note.title == "b"
+        await session.execute(
+            update(Note).where(Note.token.in_([str(note.token)])).values(score=2.0),
+            execution_options=evaluate,
+        )
+        await session.refresh(note)
+        assert note.score == 2.0
+        # Numbers of different types compare in Python as in SQL: still evaluated.
+        await session.execute(
+            update(Note).where(Note.score == 2).values(body="two"), execution_options=evaluate
+        )
+        assert note.body == "two" and not asyncorm.inspect(note).expired_attributes
+
+
+async def test_json_changed_in_place_is_not_flushed_a_new_value_is(
+    orm_engine: AsyncEngine,
+) -> None:
+    # As the README says: like SQLAlchemy without MutableDict, a change in place is not seen.
+    async with AsyncSession(orm_engine, expire_on_commit=False) as session:
+        note = Note(title="a", data={"k": 1})
+        session.add(note)
+        await session.commit()
+        assert note.data is not None
+        note.data["k"] = 2
+        assert note not in session.dirty
+        await session.commit()
+        await session.refresh(note)
+        assert note.data == {"k": 1}
+        note.data = {**note.data, "k": 3}
+        assert note in session.dirty
+        await session.commit()
+        await session.refresh(note)
+        assert note.data == {"k": 3}
+
+
+async def test_stream_of_a_dml_statement_runs_as_execute(orm_engine: AsyncEngine) -> None:
+    async with AsyncSession(orm_engine) as session:
+        ada = User(fullname="ada")
+        session.add(ada)
+        await session.flush()
+        # The identity-mapped object follows the UPDATE, and RETURNING User gives it.
+        stream = await session.stream(
+            update(User).where(User.id == ada.id).values(fullname="Ada").returning(User)
+        )
+        assert [row async for row in stream] == [(ada,)] and ada.fullname == "Ada"
+        added = await session.stream_scalars(insert(User).values(fullname="b").returning(User))
+        (bob,) = await added.all()
+        assert isinstance(bob, User) and bob.fullname == "b" and bob in session
+        gone = await session.stream_scalars(delete(User).where(User.id == bob.id).returning(User))
+        assert await gone.all() == [bob] and bob not in session
+        await session.commit()
+    assert await count_users(orm_engine) == 1
 
 
 async def test_bulk_update_fetch_sets_the_new_values(orm_engine: AsyncEngine) -> None:

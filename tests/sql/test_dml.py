@@ -250,3 +250,34 @@ async def test_insert_from_select(conn: AsyncConnection, schema: Schema) -> None
     source = select(users.c.id + 100, users.c.name + "2").where(users.c.id < 3)
     await conn.execute(insert(users).from_select(["id", "name"], source))
     assert (await names(conn, schema))[-2:] == ["Alice2", "bob2"]
+
+
+async def test_update_and_delete_naming_other_tables(conn: AsyncConnection, schema: Schema) -> None:
+    # As in SQLAlchemy: UPDATE … FROM the other tables; DELETE … USING them (PostgreSQL)
+    # or, on SQLite, which has no USING, WHERE EXISTS over them: the same rows either way.
+    users, addresses = schema.users, schema.addresses
+    statement = (
+        update(users)
+        .where(users.c.id == addresses.c.user_id, addresses.c.email.endswith("@x.org"))
+        .values(age=users.c.age + 1)
+    )
+    assert "FROM addresses WHERE" in str(statement)
+    result = await conn.execute(statement)
+    assert result.rowcount == 3
+    ages = await conn.execute(select(users.c.age).order_by(users.c.id))
+    assert ages.scalars().all() == [31, 26, 36, None]
+    copied = await conn.execute(
+        update(users)
+        .where(users.c.id == addresses.c.user_id, addresses.c.id == 3)
+        .values(name=addresses.c.email)
+        .returning(users.c.id, users.c.name)
+    )
+    assert copied.all() == [(2, "bob@x.org")]
+    gone = await conn.execute(
+        delete(addresses)
+        .where(addresses.c.user_id == users.c.id, users.c.name == "Alice")
+        .returning(addresses.c.id)
+    )
+    assert sorted(gone.scalars().all()) == [1, 2]
+    left = await conn.execute(select(addresses.c.id).order_by(addresses.c.id))
+    assert left.scalars().all() == [3, 4]

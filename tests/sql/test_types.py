@@ -377,3 +377,15 @@ async def test_server_default_now_reads_as_aware_datetime(db: Any) -> None:
     assert row.at.utcoffset() == datetime.timedelta(0)
     assert row.on == datetime.date(2024, 1, 31)
     assert row.label == "it's -- fine"
+
+
+async def test_nan_in_json_is_refused_on_both_databases(db: Any, samples: Any) -> None:
+    # JSON has no NaN or infinity: PostgreSQL refuses them, and SQLite stored text that is
+    # not JSON (its json functions then fail on the row).
+    engine, table = samples
+    for number in (float("nan"), float("inf")):
+        with pytest.raises(DataError):
+            async with engine.begin() as conn:
+                await conn.execute(insert(table).values(id=1, doc={"x": number}))
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(table.c.id))).all() == []
