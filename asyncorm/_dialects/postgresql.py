@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from .._sql import types as sqltypes
 from .._sql.compiler import BindSlot, KeyedUpdate, SQLCompiler
 from .._sql.elements import BinaryExpression, BindParameter
-from .._sql.types import InvalidValue, Processor, inline_check, set_inline_check
+from .._sql.types import Processor, refusing
 from .base import Dialect, JoinedUpdate
 
 __all__ = ["PGCompiler", "PGDialect"]
@@ -37,16 +37,12 @@ _INT8_MAX = (1 << 63) - 1
 
 
 def _string_processor(validate: Processor) -> Processor:
-    def process(value: Any) -> Any:
-        value = validate(value)
-        if value is not None and "\x00" in value:
-            raise InvalidValue("PostgreSQL cannot store a NUL character (\\x00) in a string")
-        return value
-
-    check = inline_check(validate)
-    if check is not None:
-        set_inline_check(process, check._replace(no_nul=True))
-    return process
+    return refusing(
+        validate,
+        lambda value: "\x00" in value,
+        "PostgreSQL cannot store a NUL character (\\x00) in a string",
+        no_nul=True,
+    )
 
 
 def _bind_processor(type_: sqltypes.TypeEngine[Any]) -> Processor | None:

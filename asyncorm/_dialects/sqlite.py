@@ -29,7 +29,7 @@ from .._sql import types as sqltypes
 from .._sql.compiler import BindSlot, KeyedUpdate, SQLCompiler
 from .._sql.dml import Insert
 from .._sql.elements import BinaryExpression
-from .._sql.types import InvalidValue, Processor, inline_check, set_inline_check
+from .._sql.types import InvalidValue, Processor, refusing
 from .base import Dialect, JoinedUpdate
 
 __all__ = ["SQLiteCompiler", "SQLiteDialect"]
@@ -74,16 +74,12 @@ _BIND_CONVERTERS: dict[str, Processor] = {
 
 
 def _float_processor(validate: Processor) -> Processor:
-    def process(value: Any) -> Any:
-        value = validate(value)
-        if value != value:
-            raise InvalidValue("SQLite has no NaN: it would be stored, and compared, as NULL")
-        return value
-
-    check = inline_check(validate)
-    if check is not None:
-        set_inline_check(process, check._replace(no_nan=True))
-    return process
+    return refusing(
+        validate,
+        lambda value: value != value,  # NaN
+        "SQLite has no NaN: it would be stored, and compared, as NULL",
+        no_nan=True,
+    )
 
 
 #: SQLite's numbers keep this many significant digits (and floats 15 at least).

@@ -38,6 +38,7 @@ __all__ = [
     "TypeEngine",
     "Uuid",
     "inline_check",
+    "refusing",
     "set_inline_check",
     "to_instance",
     "type_for_value",
@@ -100,6 +101,26 @@ def inline_check(processor: Processor) -> InlineCheck | None:
     """The :data:`InlineCheck` attached to ``processor``, or None."""
     check: InlineCheck | None = getattr(processor, "_asyncorm_inline_check", None)
     return check
+
+
+def refusing(
+    validate: Processor, refuses: Callable[[Any], bool], message: str, **tests: Any
+) -> Processor:
+    """``validate``, then an :class:`InvalidValue` with ``message`` for a value that
+    ``refuses`` picks (a database's own limit). ``tests`` are the matching
+    :class:`InlineCheck` fields, so that binders testing values in place still send those
+    values through the processor."""
+
+    def process(value: Any) -> Any:
+        value = validate(value)
+        if value is not None and refuses(value):
+            raise InvalidValue(message)
+        return value
+
+    check = inline_check(validate)
+    if check is not None:
+        set_inline_check(process, check._replace(**tests))
+    return process
 
 
 def _describe(value: Any) -> str:
