@@ -12,6 +12,7 @@ from .._sql.dml import update
 from .._sql.elements import and_, bindparam
 from ..exc import ArgumentError, InvalidRequestError
 from .mapper import Mapper, mapper_for_table
+from .persistence import key_criteria
 from .state import NO_VALUE, instance_state
 
 if TYPE_CHECKING:
@@ -202,10 +203,9 @@ async def _update_by_primary_key(
         set_keys = [key for key in keys if key not in mapper.pk_key_set]
         if not set_keys:
             continue  # nothing to set but the key itself
-        criteria = [columns[key] == bindparam(f"_pk_{key}") for key in pk_keys]
         grouped = (
             update(mapper.table)
-            .where(and_(*statement._where_criteria, *criteria))
+            .where(and_(*statement._where_criteria, key_criteria(mapper)))
             .values({columns[key]: bindparam(f"_set_{key}") for key in set_keys})
         )
         result = await connection.execute(

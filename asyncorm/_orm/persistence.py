@@ -308,8 +308,9 @@ async def _insert_multirow(
         outcome.inserted.append(Inserted(batch, states, chunk, returning, ordered, nulls))
 
 
-def _pk_criteria(batch: UpdateBatch | DeleteBatch) -> Any:
-    mapper = batch.mapper
+def key_criteria(mapper: Any) -> Any:
+    """``pk = :_pk_<key>`` for each primary-key column: the WHERE clause of a statement run
+    once per row, by key (the flush's UPDATEs and DELETEs, a bulk UPDATE by primary key)."""
     return and_(*(mapper.columns[key] == bindparam(f"_pk_{key}") for key in mapper.pk_keys))
 
 
@@ -323,7 +324,7 @@ def _update_statement(batch: UpdateBatch) -> Any:
     pk_names = [f"_pk_{key}" for key in mapper.pk_keys]
     statement = (
         update(mapper.table)
-        .where(_pk_criteria(batch))
+        .where(key_criteria(mapper))
         .values({mapper.columns[key]: bindparam(name) for name, key in set_names})
     )
     generated = tuple(key for key, _ in mapper.onupdate_columns if key not in batch.keys)
@@ -441,7 +442,7 @@ async def _delete(batch: DeleteBatch, execute: _Executor, outcome: FlushOutcome)
             await execute(statement, {"_pks": ids[start : start + DELETE_CHUNK]})
     else:
         await execute(
-            delete(table).where(_pk_criteria(batch)),
+            delete(table).where(key_criteria(mapper)),
             [
                 {f"_pk_{key}": value for key, value in zip(mapper.pk_keys, identity, strict=True)}
                 for identity in batch.identities  # tuples: the key has several columns
